@@ -1,0 +1,117 @@
+// The state-store port: one Kysely API over SQLite (embedded default) and
+// PostgreSQL (shared by many hosts), chosen by URL scheme.
+import { mkdirSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import SqliteDatabase from 'better-sqlite3';
+import pg from 'pg';
+import { Kysely, PostgresDialect, SqliteDialect, sql, type Transaction } from 'kysely';
+import type { Database } from './schema.js';
+import { migrateToLatest } from './migrate.js';
+
+export type Dialect = 'sqlite' | 'postgres';
+
+export interface StoreCapabilities {
+  /** Several processes on different hosts may share this store. */
+  readonly sharedAcrossHosts: boolean;
+  /** `FOR UPDATE SKIP LOCKED` is available for claiming jobs. */
+  readonly skipLocked: boolean;
+}
+
+export interface Store {
+  readonly db: Kysely<Database>;
+  readonly dialect: Dialect;
+  readonly capabilities: StoreCapabilities;
+  /** Runs fn in one serializable write transaction (BEGIN IMMEDIATE on SQLite so
+   *  two processes never deadlock upgrading a read lock). */
+  transaction<T>(fn: (trx: Transaction<Database> | Kysely<Database>) => Promise<T>): Promise<T>;
+  close(): Promise<void>;
+}
+
+export type Executor = Kysely<Database> | Transaction<Database>;
+
+// PostgreSQL returns int8 as strings; every int8 here is epoch ms or a byte
+// count, both far below 2^53.
+pg.types.setTypeParser(20, (v) => Number.parseInt(v, 10));
+
+export function sqliteUrlFor(dataDir: string): string {
+  return `sqlite://${resolve(dataDir, 'bulwark.db')}`;
+}
+
+export async function openStore(url: string): Promise<Store> {
+  const store = url.startsWith('sqlite:') ? openSqlite(url) : url.startsWith('postgres') ? openPostgres(url) : null;
+  if (!store) throw new Error(`unsupported databaseUrl scheme: ${url.split(':')[0]} (use sqlite:// or postgres://)`);
+  await migrateToLatest(store);
+  return store;
+}
+
+function openSqlite(url: string): Store {
+  const path = url.replace(/^sqlite:\/\//, '');
+  mkdirSync(dirname(path), { recursive: true });
+  const native = new SqliteDatabase(path);
+  native.pragma('journal_mode = WAL');
+  native.pragma('synchronous = NORMAL');
+  // Several role processes share the file; wait for the writer instead of failing.
+  native.pragma('busy_timeout = 10000');
+  native.pragma('foreign_keys = ON');
+  const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: native }) });
+  let chain: Promise<unknown> = Promise.resolve();
+  return {
+    db,
+    dialect: 'sqlite',
+    capabilities: { sharedAcrossHosts: false, skipLocked: false },
+    transaction<T>(fn: (trx: Kysely<Database>) => Promise<T>): Promise<T> {
+      // Kysely's SQLite driver has a single connection; serialize our transactions
+      // in-process and take the write lock up front (BEGIN IMMEDIATE) across processes.
+      const run = chain.then(() =>
+        db.connection().execute(async (conn) => {
+          await sql`begin immediate`.execute(conn);
+          try {
+            const out = await fn(conn);
+            await sql`commit`.execute(conn);
+            return out;
+          } catch (err) {
+            await sql`rollback`.execute(conn).catch(() => undefined);
+            throw err;
+          }
+        }),
+      );
+      chain = run.catch(() => undefined);
+      return run;
+    },
+    async close() {
+      await db.destroy();
+    },
+  };
+}
+
+function openPostgres(url: string): Store {
+  const pool = new pg.Pool({ connectionString: url, max: 10 });
+  const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+  return {
+    db,
+    dialect: 'postgres',
+    capabilities: { sharedAcrossHosts: true, skipLocked: true },
+    async transaction<T>(fn: (trx: Transaction<Database>) => Promise<T>): Promise<T> {
+      // Serializable + retry makes count-then-insert quota checks safe across processes.
+      for (let attempt = 0; ; attempt++) {
+        try {
+          return await db.transaction().setIsolationLevel('serializable').execute(fn);
+        } catch (err) {
+          const code = (err as { code?: string }).code;
+          if ((code === '40001' || code === '40P01') && attempt < 20) {
+            await new Promise((r) => setTimeout(r, 5 + Math.random() * 20 * (attempt + 1)));
+            continue;
+          }
+          throw err;
+        }
+      }
+    },
+    async close() {
+      await db.destroy();
+    },
+  };
+}
+
+export function nowIso(): string {
+  return new Date().toISOString();
+}

@@ -1,0 +1,23 @@
+// Forward-only migrations, kept in code so a single `bulwark` binary carries them.
+import { Migrator, type Migration, type MigrationProvider } from 'kysely';
+import type { Store } from './db.js';
+import { initialSchema } from './migrations/0001_initial.js';
+
+const migrations: Record<string, (store: Store) => Migration> = {
+  '0001_initial': initialSchema,
+};
+
+export async function migrateToLatest(store: Store): Promise<void> {
+  const provider: MigrationProvider = {
+    async getMigrations() {
+      return Object.fromEntries(Object.entries(migrations).map(([name, make]) => [name, make(store)]));
+    },
+  };
+  // allowUnorderedMigrations stays false: a database newer than this binary is refused.
+  const migrator = new Migrator({ db: store.db, provider, migrationTableName: 'bulwark_migrations', migrationLockTableName: 'bulwark_migrations_lock' });
+  const { error, results } = await migrator.migrateToLatest();
+  const failed = results?.find((r) => r.status === 'Error');
+  if (error || failed) {
+    throw new Error(`state store migration failed${failed ? ` at ${failed.migrationName}` : ''}: ${String(error)}`);
+  }
+}

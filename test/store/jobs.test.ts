@@ -1,0 +1,93 @@
+import assert from 'node:assert/strict';
+import { after, describe, it } from 'node:test';
+import { JobQueue, StaleJobError } from '../../src/store/jobs.js';
+import { dialects, openTestStore, stopSharedPostgres } from '../harness/stores.js';
+
+after(stopSharedPostgres);
+
+for (const dialect of dialects) {
+  describe(`job queue on ${dialect}`, () => {
+    it('claims in order, only for its target, once', async () => {
+      const { store, cleanup } = await openTestStore(dialect, 'jobs_order');
+      try {
+        const q = new JobQueue(store, 10_000);
+        const a = await q.enqueue(store.db, { kind: 'create_volume', target: 'h1@p', resourceId: 'v1' });
+        const b = await q.enqueue(store.db, { kind: 'create_volume', target: 'h2@p', resourceId: 'v2' });
+        const c = await q.enqueue(store.db, { kind: 'schedule', target: null, resourceId: 'v3' });
+        assert.equal((await q.claim('w1', ['h1@p']))?.id, a);
+        assert.equal(await q.claim('w1', ['h1@p']), null, 'a claimed job is not handed out twice');
+        assert.equal((await q.claim('w2', [null]))?.id, c);
+        const jb = await q.claim('w3', ['h2@p']);
+        assert.equal(jb?.id, b);
+        assert.equal(jb?.fence, 1);
+      } finally {
+        await cleanup();
+      }
+    });
+
+    it('concurrent claimers never share a job', async () => {
+      const { store, cleanup } = await openTestStore(dialect, 'jobs_race');
+      try {
+        const q = new JobQueue(store, 10_000);
+        for (let i = 0; i < 40; i++) await q.enqueue(store.db, { kind: 'k', target: 't', resourceId: `r${i}` });
+        const claimed: number[] = [];
+        await Promise.all(
+          Array.from({ length: 8 }, async (_, w) => {
+            for (;;) {
+              const job = await q.claim(`w${w}`, ['t']);
+              if (!job) return;
+              claimed.push(job.id);
+              assert.ok(await q.complete(job));
+            }
+          }),
+        );
+        assert.equal(claimed.length, 40);
+        assert.equal(new Set(claimed).size, 40);
+      } finally {
+        await cleanup();
+      }
+    });
+
+    it('an expired lease is taken over and the old owner is fenced off', async () => {
+      const { store, cleanup } = await openTestStore(dialect, 'jobs_fence');
+      try {
+        const q = new JobQueue(store, 50);
+        await q.enqueue(store.db, { kind: 'k', target: 't', resourceId: 'r' });
+        const first = await q.claim('dead', ['t']);
+        assert.ok(first);
+        await new Promise((r) => setTimeout(r, 80));
+        const second = await q.claim('alive', ['t']);
+        assert.equal(second?.id, first.id);
+        assert.equal(second?.fence, first.fence + 1);
+        assert.equal(await q.renew(first), false, 'stale owner cannot renew');
+        assert.equal(await q.complete(first), false, 'stale owner cannot complete');
+        await assert.rejects(q.withFence(first, async () => 1), StaleJobError);
+        assert.equal(await q.withFence(second, async () => 7), 7);
+        assert.ok(await q.complete(second, { ok: true }));
+        const row = await q.get(first.id);
+        assert.equal(row?.state, 'done');
+        assert.equal(row?.owner, 'alive');
+      } finally {
+        await cleanup();
+      }
+    });
+
+    it('a restarted service requeues its own running jobs only', async () => {
+      const { store, cleanup } = await openTestStore(dialect, 'jobs_requeue');
+      try {
+        const q = new JobQueue(store, 60_000);
+        await q.enqueue(store.db, { kind: 'k', target: 't', resourceId: 'a' });
+        await q.enqueue(store.db, { kind: 'k', target: 't', resourceId: 'b' });
+        const mine = await q.claim('me', ['t']);
+        const theirs = await q.claim('other', ['t']);
+        assert.ok(mine && theirs);
+        assert.equal(await q.requeueOwnedBy('me'), 1);
+        const again = await q.claim('me', ['t']);
+        assert.equal(again?.id, mine.id);
+        assert.equal(await q.claim('me', ['t']), null, "the other owner's live job stays with it");
+      } finally {
+        await cleanup();
+      }
+    });
+  });
+}
