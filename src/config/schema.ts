@@ -12,6 +12,8 @@ const listen = z
 const roleAssignment = z
   .object({
     project: z.string().min(1),
+    /** Domain name of `project`; defaults to the user's own domain. */
+    projectDomain: z.string().min(1).optional(),
     role: z.enum(['admin', 'member', 'reader']),
   })
   .strict();
@@ -43,6 +45,12 @@ export const identitySchema = z
       { name: 'demo', password: 'bulwark-demo', domain: 'Default', roles: [{ project: 'demo', role: 'member' }] },
     ]),
     tokenTtlMs: z.number().int().positive().default(3_600_000),
+    /**
+     * Secret file holding the token key (>= 32 bytes), shared by every API process
+     * that must accept the same tokens; created with 32 random bytes, mode 0600,
+     * if missing. Unset: the caller picks a path under dataDir.
+     */
+    tokenKeyFile: z.string().min(1).optional(),
   })
   .strict();
 

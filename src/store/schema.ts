@@ -54,7 +54,12 @@ export interface LayerTable {
   path: string;
   backing_layer_id: string | null;
   size_bytes: number;
+  /** creating | ready | deleting */
   state: string;
+  /** While creating: the operation it belongs to, `volume:<id>` (a new volume's
+   *  top), `snapshot:<id>` or `clone:<volumeId>` (an overlay that will become a
+   *  volume's new top when the snapshot switch happens). Null once ready. */
+  pending_for: string | null;
   created_at: string;
 }
 

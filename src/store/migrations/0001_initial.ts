@@ -66,6 +66,7 @@ export function initialSchema(store: Store): Migration {
         .addColumn('backing_layer_id', 'text')
         .addColumn('size_bytes', 'bigint', (c) => c.notNull())
         .addColumn('state', 'text', (c) => c.notNull())
+        .addColumn('pending_for', 'text')
         .addColumn('created_at', 'text', (c) => c.notNull())
         .execute();
       await db.schema.createIndex('layers_backing').on('layers').column('backing_layer_id').execute();

@@ -1,0 +1,110 @@
+// `bulwark scheduler`: places new volumes on a pool of a live, enabled volume
+// service (most free capacity first), keeping a group's volumes on one host so
+// its group snapshots are one QMP transaction. Any number may run.
+import { hostname as osHostname } from 'node:os';
+import type { BulwarkConfig } from '../../config/schema.js';
+import type { Store } from '../../store/db.js';
+import { nowIso } from '../../store/db.js';
+import type { ClaimedJob, JobQueue } from '../../store/jobs.js';
+import { ServiceRegistry } from '../../services/registry.js';
+import type { Logger } from '../../util/log.js';
+import { JobWorker } from '../worker.js';
+
+interface PoolCapability {
+  pool_name: string;
+  free_capacity_gb: number;
+}
+
+export interface Placement {
+  readonly serviceHost: string;
+  readonly pool: string;
+  readonly freeGiB: number;
+}
+
+/** Pure choice among candidate pools: the given host if one is required,
+ *  else the pool with the most free space (ties: name order, for determinism). */
+export function choosePool(candidates: readonly Placement[], sizeGiB: number, requiredHost: string | null): Placement | null {
+  const fits = candidates.filter((c) => c.freeGiB >= sizeGiB && (!requiredHost || `${c.serviceHost}#${c.pool}` === requiredHost));
+  fits.sort((a, b) => b.freeGiB - a.freeGiB || `${a.serviceHost}#${a.pool}`.localeCompare(`${b.serviceHost}#${b.pool}`));
+  return fits[0] ?? null;
+}
+
+export class SchedulerRole {
+  private worker: JobWorker | null = null;
+  private registry: ServiceRegistry | null = null;
+
+  constructor(
+    private readonly config: BulwarkConfig,
+    private readonly store: Store,
+    private readonly jobs: JobQueue,
+    private readonly log: Logger,
+  ) {}
+
+  async start(): Promise<void> {
+    const host = this.config.host ?? osHostname();
+    this.registry = ServiceRegistry.fromConfig(this.store, this.config);
+    await this.registry.register('cinder-scheduler', host, this.config.availabilityZone, {});
+    this.worker = new JobWorker({
+      jobs: this.jobs,
+      owner: `cinder-scheduler:${host}:${process.pid}`,
+      targets: [null],
+      handlers: { schedule_volume: (job) => this.scheduleVolume(job) },
+      pollIntervalMs: this.config.jobs.pollIntervalMs,
+      leaseTtlMs: this.config.jobs.leaseTtlMs,
+      log: this.log,
+      onFailure: async (job, err) => {
+        await this.jobs.withFence(job, (trx) =>
+          trx.updateTable('volumes').set({ status: 'error', error_reason: String(err), updated_at: nowIso() }).where('id', '=', job.resourceId).where('status', '=', 'creating').execute(),
+        );
+      },
+    });
+    this.worker.start();
+  }
+
+  kick(): void {
+    this.worker?.kick();
+  }
+
+  private async candidates(): Promise<Placement[]> {
+    const services = await this.registry!.listUp('cinder-volume');
+    const out: Placement[] = [];
+    for (const s of services.filter((svc) => !svc.disabled)) {
+      const caps = s.capabilities as { pools?: PoolCapability[] };
+      for (const p of caps.pools ?? []) out.push({ serviceHost: s.host, pool: p.pool_name, freeGiB: p.free_capacity_gb });
+    }
+    return out;
+  }
+
+  private async scheduleVolume(job: ClaimedJob): Promise<void> {
+    // Two attempts: the second follows a group that another scheduler placed
+    // between our read and our write.
+    for (let attempt = 0; attempt < 2; attempt++) {
+      const vol = await this.store.db.selectFrom('volumes').selectAll().where('id', '=', job.resourceId).executeTakeFirst();
+      if (!vol || vol.status !== 'creating' || vol.host) return;
+      const group = vol.group_id ? await this.store.db.selectFrom('groups').selectAll().where('id', '=', vol.group_id).executeTakeFirst() : undefined;
+      const choice = choosePool(await this.candidates(), vol.size, group?.host ?? null);
+      if (!choice) throw new Error('No valid backend was found. No weighed backends available');
+      const host = `${choice.serviceHost}#${choice.pool}`;
+      const placed = await this.jobs.withFence(job, async (trx) => {
+        if (group) {
+          await trx.updateTable('groups').set({ host }).where('id', '=', group.id).where('host', 'is', null).execute();
+          const g = await trx.selectFrom('groups').select('host').where('id', '=', group.id).executeTakeFirst();
+          if (g?.host !== host) return false;
+        }
+        const res = await trx.updateTable('volumes').set({ host, updated_at: nowIso() }).where('id', '=', vol.id).where('host', 'is', null).executeTakeFirst();
+        if (res.numUpdatedRows === 1n) await this.jobs.enqueue(trx, { kind: 'create_volume', target: host, resourceId: vol.id });
+        return true;
+      });
+      if (placed) {
+        this.log.info({ volume: vol.id, host }, 'scheduled');
+        return;
+      }
+    }
+    throw new Error('could not place the volume beside its group');
+  }
+
+  async stop(): Promise<void> {
+    await this.worker?.stop();
+    await this.registry?.stop();
+  }
+}

@@ -1,0 +1,124 @@
+// A job loop: claims jobs for its targets, runs the handler for the job's kind,
+// renews the lease while it runs, and records the outcome under the fence.
+// Jobs run one at a time per worker: a volume pool's graph is changed by one
+// operation at a time, which keeps every QMP sequence simple to reason about.
+import type { JobQueue, ClaimedJob } from '../store/jobs.js';
+import { StaleJobError } from '../store/jobs.js';
+import type { Logger } from '../util/log.js';
+
+export type JobHandler = (job: ClaimedJob) => Promise<object | void>;
+
+export type WorkerState = 'starting' | 'running' | 'paused' | 'draining' | 'stopped';
+
+export interface WorkerOptions {
+  readonly jobs: JobQueue;
+  readonly owner: string;
+  readonly targets: ReadonlyArray<string | null>;
+  readonly handlers: Readonly<Record<string, JobHandler>>;
+  readonly pollIntervalMs: number;
+  readonly leaseTtlMs: number;
+  readonly log: Logger;
+  /** Called when a handler throws, to put the resource into its error status. */
+  readonly onFailure?: (job: ClaimedJob, err: unknown) => Promise<void>;
+}
+
+export class JobWorker {
+  private state: WorkerState = 'starting';
+  private wake: (() => void) | null = null;
+  private loop: Promise<void> | null = null;
+
+  constructor(private readonly opts: WorkerOptions) {}
+
+  get status(): WorkerState {
+    return this.state;
+  }
+
+  start(): void {
+    this.state = 'running';
+    this.loop = this.run();
+  }
+
+  /** Wakes the loop at once (a latency hint; polling finds the job anyway). */
+  kick(): void {
+    this.wake?.();
+  }
+
+  /** Stops claiming; the job in hand finishes first. */
+  pause(): void {
+    if (this.state === 'running') this.state = 'paused';
+  }
+
+  resume(): void {
+    if (this.state === 'paused') {
+      this.state = 'running';
+      this.kick();
+    }
+  }
+
+  async stop(): Promise<void> {
+    this.state = 'draining';
+    this.kick();
+    await this.loop;
+    this.state = 'stopped';
+  }
+
+  private async run(): Promise<void> {
+    const { jobs, owner, targets, handlers, log } = this.opts;
+    const kinds = Object.keys(handlers);
+    while (this.state === 'running' || this.state === 'paused') {
+      let job: ClaimedJob | null = null;
+      if (this.state === 'running') {
+        try {
+          job = await jobs.claim(owner, targets, kinds);
+        } catch (err) {
+          log.warn({ err: String(err) }, 'claiming a job failed; retrying');
+        }
+      }
+      if (!job) {
+        await new Promise<void>((r) => {
+          const t = setTimeout(r, this.opts.pollIntervalMs);
+          this.wake = () => {
+            clearTimeout(t);
+            r();
+          };
+        });
+        this.wake = null;
+        continue;
+      }
+      await this.execute(job);
+    }
+  }
+
+  private async execute(job: ClaimedJob): Promise<void> {
+    const { jobs, handlers, log } = this.opts;
+    const renew = setInterval(() => {
+      jobs.renew(job).catch(() => undefined);
+    }, Math.max(50, Math.floor(this.opts.leaseTtlMs / 3)));
+    const started = Date.now();
+    try {
+      const handler = handlers[job.kind];
+      if (!handler) throw new Error(`no handler for job kind ${job.kind}`);
+      const result = await handler(job);
+      await jobs.complete(job, result ?? {});
+      log.info({ job: job.id, kind: job.kind, resource: job.resourceId, ms: Date.now() - started }, 'job done');
+    } catch (err) {
+      if (err instanceof StaleJobError) {
+        log.warn({ job: job.id, kind: job.kind }, 'lost the job to another owner; dropping it');
+        return;
+      }
+      log.error({ job: job.id, kind: job.kind, resource: job.resourceId, err: errorText(err) }, 'job failed');
+      try {
+        await this.opts.onFailure?.(job, err);
+      } catch (inner) {
+        log.error({ job: job.id, err: errorText(inner) }, 'recording the failure failed');
+      }
+      await jobs.fail(job, errorText(err)).catch(() => undefined);
+    } finally {
+      clearInterval(renew);
+    }
+  }
+}
+
+export function errorText(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
