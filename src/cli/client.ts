@@ -72,8 +72,10 @@ export function credentialsFromEnv(env: Readonly<Record<string, string | undefin
   if (missing.length > 0) {
     throw new CliError(`${missing.join(', ')} not set; source DATA_DIR/openrc (written by \`bulwark all-in-one\`) first`);
   }
+  const authUrl = get('OS_AUTH_URL')!.replace(/\/+$/, '');
+  if (!URL.canParse(authUrl) || !/^https?:$/.test(new URL(authUrl).protocol)) throw new CliError(`OS_AUTH_URL is not an http(s) URL: ${authUrl}`);
   return {
-    authUrl: get('OS_AUTH_URL')!.replace(/\/+$/, ''),
+    authUrl,
     username: get('OS_USERNAME')!,
     // Not trimmed: a password may legitimately end in whitespace.
     password: new Secret(env['OS_PASSWORD']!),
@@ -171,6 +173,8 @@ export interface ApiRequest {
   readonly body?: unknown;
   /** Lowest microversion the call needs; checked before anything is sent. */
   readonly min?: string;
+  /** Names the feature in the "needs microversion" error, e.g. "volume revert". */
+  readonly what?: string;
 }
 
 async function send(fetchImpl: FetchLike, url: string, init: RequestInit): Promise<Response> {
@@ -228,7 +232,7 @@ export class VolumeClient {
   /** openstackclient's behaviour: refuse locally rather than get a bare 404 for a too-old version. */
   requireVersion(min: string, what: string): void {
     if (!this.supports(min)) {
-      throw new CliError(`${what} needs volume API microversion ${min} or later; OS_VOLUME_API_VERSION is ${this.version}`);
+      throw new CliError(`${what}: needs volume API microversion ${min} or later (OS_VOLUME_API_VERSION is ${this.version})`);
     }
   }
 
@@ -238,7 +242,7 @@ export class VolumeClient {
   }
 
   async call(req: ApiRequest): Promise<unknown> {
-    if (req.min) this.requireVersion(req.min, `${req.method} ${req.path.replace(/\/[0-9a-f-]{36}/g, '/{id}')}`);
+    if (req.min) this.requireVersion(req.min, req.what ?? `${req.method} ${req.path}`);
     return this.fetchUrl(req.method, this.urlOf(req.path, req.query), req.body);
   }
 

@@ -12,7 +12,6 @@ export interface Column {
  * characters (ANSI escapes above all) must not reach the operator's terminal.
  */
 function clean(text: string): string {
-  // eslint-disable-next-line no-control-regex
   return text.replace(/[\u0000-\u0009\u000b-\u001f\u007f-\u009f]/g, '?');
 }
 
@@ -62,7 +61,7 @@ export function renderList(columns: readonly Column[], items: readonly Resource[
 
 /**
  * A Field/Value table of one resource, keys sorted as openstackclient shows
- * them. Keys listed in `expand` holding objects become dotted rows
+ * them, without `links`. Keys listed in `expand` holding objects become dotted rows
  * (connection_info.data.uri), since one packed line would be unreadable.
  */
 export function renderShow(obj: Resource, expand: readonly string[] = []): string {
@@ -74,7 +73,8 @@ export function renderShow(obj: Resource, expand: readonly string[] = []): strin
     }
     rows.push([clean(prefix), formatValue(value)]);
   };
-  for (const key of Object.keys(obj).sort()) add(key, obj[key], expand.includes(key));
+  // API self-links are for programs (still in --json), not for reading.
+  for (const key of Object.keys(obj).sort()) if (key !== 'links') add(key, obj[key], expand.includes(key));
   return renderTable(['Field', 'Value'], rows);
 }
 

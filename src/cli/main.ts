@@ -3,6 +3,7 @@ import { Command } from 'commander';
 import { loadConfig } from '../config/load.js';
 import { startRoles, writeOpenrcFiles, type RoleName } from '../roles/runtime.js';
 import { registerResourceCommands } from './resources.js';
+import { runDemo } from './demo.js';
 
 function serve(roles: RoleName[], description: string, program: Command, name: string): void {
   program
@@ -55,6 +56,14 @@ export async function main(argv: string[]): Promise<void> {
   serve(['api'], 'run the Keystone + Cinder API', program, 'api');
   serve(['scheduler'], 'run the scheduler', program, 'scheduler');
   serve(['volume'], 'run the volume service for this host\'s pools', program, 'volume');
+  program
+    .command('demo')
+    .description('start all-in-one on embedded defaults and walk through volumes, snapshots, a group snapshot and clones')
+    .option('--data-dir <dir>', 'data directory', '.data/demo')
+    .option('--keep-running', 'leave the deployment up after the walk-through')
+    .action(async (opts: { dataDir: string; keepRunning?: boolean }) => {
+      await runDemo({ dataDir: opts.dataDir, keepRunning: opts.keepRunning ?? false, fresh: true });
+    });
   registerResourceCommands(program);
   await program.parseAsync(argv);
 }

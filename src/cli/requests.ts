@@ -56,7 +56,7 @@ export function volumeCreate(a: VolumeCreateArgs): ApiRequest {
     availability_zone: a.availabilityZone,
     metadata: Object.keys(props).length > 0 ? props : undefined,
   });
-  return { method: 'POST', path: '/volumes', body: { volume }, ...(a.group !== undefined ? { min: '3.13' } : {}) };
+  return { method: 'POST', path: '/volumes', body: { volume }, ...(a.group !== undefined ? { min: '3.13', what: 'volume create --group' } : {}) };
 }
 
 /** Cinder's delete flags are query parameters; `force` arrived in 3.23. */
@@ -64,7 +64,7 @@ export function volumeDelete(id: string, a: { cascade?: boolean; force?: boolean
   const query: Record<string, string> = {};
   if (a.cascade) query['cascade'] = 'true';
   if (a.force) query['force'] = 'true';
-  return { method: 'DELETE', path: `/volumes/${enc(id)}`, query, ...(a.force ? { min: '3.23' } : {}) };
+  return { method: 'DELETE', path: `/volumes/${enc(id)}`, query, ...(a.force ? { min: '3.23', what: 'volume delete --force' } : {}) };
 }
 
 export function volumeExtend(id: string, size: number): ApiRequest {
@@ -72,7 +72,7 @@ export function volumeExtend(id: string, size: number): ApiRequest {
 }
 
 export function volumeRevert(id: string, snapshotId: string): ApiRequest {
-  return { method: 'POST', path: `/volumes/${enc(id)}/action`, body: { revert: { snapshot_id: snapshotId } }, min: '3.40' };
+  return { method: 'POST', path: `/volumes/${enc(id)}/action`, body: { revert: { snapshot_id: snapshotId } }, min: '3.40', what: 'volume revert' };
 }
 
 /**
@@ -119,7 +119,7 @@ export function groupTypeCreate(a: { name: string; description?: string; private
     is_public: !a.private,
     group_specs: Object.keys(specs).length > 0 ? specs : undefined,
   });
-  return { method: 'POST', path: '/group_types', body: { group_type: groupType }, min: '3.11' };
+  return { method: 'POST', path: '/group_types', body: { group_type: groupType }, min: '3.11', what: 'group types' };
 }
 
 export function groupCreate(a: { groupType: string; volumeType: string[]; name?: string; description?: string; availabilityZone?: string }): ApiRequest {
@@ -131,23 +131,23 @@ export function groupCreate(a: { groupType: string; volumeType: string[]; name?:
     description: a.description,
     availability_zone: a.availabilityZone,
   });
-  return { method: 'POST', path: '/groups', body: { group }, min: '3.13' };
+  return { method: 'POST', path: '/groups', body: { group }, min: '3.13', what: 'groups' };
 }
 
 /** Groups are deleted through an action, not DELETE, in Cinder. */
 export function groupDelete(id: string, a: { deleteVolumes?: boolean }): ApiRequest {
-  return { method: 'POST', path: `/groups/${enc(id)}/action`, body: { delete: { 'delete-volumes': a.deleteVolumes === true } }, min: '3.13' };
+  return { method: 'POST', path: `/groups/${enc(id)}/action`, body: { delete: { 'delete-volumes': a.deleteVolumes === true } }, min: '3.13', what: 'groups' };
 }
 
 export function groupCreateFromSrc(a: { groupSnapshot?: string; sourceGroup?: string; name?: string; description?: string }): ApiRequest {
   if ((a.groupSnapshot === undefined) === (a.sourceGroup === undefined)) throw new CliError('give exactly one of --group-snapshot and --source-group');
   const src = defined({ name: a.name, description: a.description, group_snapshot_id: a.groupSnapshot, source_group_id: a.sourceGroup });
-  return { method: 'POST', path: '/groups/action', body: { 'create-from-src': src }, min: '3.14' };
+  return { method: 'POST', path: '/groups/action', body: { 'create-from-src': src }, min: '3.14', what: 'group create-from-src' };
 }
 
 export function groupSnapshotCreate(a: { group: string; name?: string; description?: string }): ApiRequest {
   const gs = defined({ group_id: a.group, name: a.name, description: a.description });
-  return { method: 'POST', path: '/group_snapshots', body: { group_snapshot: gs }, min: '3.14' };
+  return { method: 'POST', path: '/group_snapshots', body: { group_snapshot: gs }, min: '3.14', what: 'group snapshots' };
 }
 
 // ---- attachments (3.27; complete 3.44) ----
@@ -161,11 +161,11 @@ export function attachmentCreate(a: { volume: string; instance?: string; connect
     connector: a.connectorHost !== undefined ? { host: a.connectorHost } : undefined,
     mode: a.mode,
   });
-  return { method: 'POST', path: '/attachments', body: { attachment }, min: a.mode !== undefined ? '3.54' : '3.27' };
+  return { method: 'POST', path: '/attachments', body: { attachment }, ...(a.mode !== undefined ? { min: '3.54', what: 'attachment create --mode' } : { min: '3.27', what: 'attachments' }) };
 }
 
 export function attachmentComplete(id: string): ApiRequest {
-  return { method: 'POST', path: `/attachments/${enc(id)}/action`, body: { 'os-complete': null }, min: '3.44' };
+  return { method: 'POST', path: `/attachments/${enc(id)}/action`, body: { 'os-complete': null }, min: '3.44', what: 'attachment complete' };
 }
 
 // ---- plain paths ----
@@ -173,17 +173,28 @@ export function attachmentComplete(id: string): ApiRequest {
 /** GET/DELETE on one item of a collection, with the microversion the collection needs. */
 export function item(method: 'GET' | 'DELETE', collection: Collection, id: string, query?: Record<string, string>): ApiRequest {
   const min = COLLECTION_MIN[collection];
-  return { method, path: `/${collection}/${enc(id)}`, ...(query ? { query } : {}), ...(min ? { min } : {}) };
+  return { method, path: `/${collection}/${enc(id)}`, ...(query ? { query } : {}), ...(min ? { min, what: collection.replace(/_/g, ' ') } : {}) };
 }
 
-export function list(collection: Collection, a: { allProjects?: boolean; detail?: boolean } = {}): ApiRequest {
+export function list(collection: Collection, a: { allProjects?: boolean; detail?: boolean; query?: Record<string, string> } = {}): ApiRequest {
   const min = COLLECTION_MIN[collection];
+  const query = { ...(a.allProjects ? { all_tenants: '1' } : {}), ...a.query };
   return {
     method: 'GET',
     path: `/${collection}${a.detail ? '/detail' : ''}`,
-    ...(a.allProjects ? { query: { all_tenants: '1' } } : {}),
-    ...(min ? { min } : {}),
+    ...(Object.keys(query).length > 0 ? { query } : {}),
+    ...(min ? { min, what: collection.replace(/_/g, ' ') } : {}),
   };
+}
+
+/**
+ * Cinder lists only public types unless asked: is_public=None means all
+ * (admins), false the private ones.
+ */
+export function typeListQuery(a: { all?: boolean; private?: boolean }): Record<string, string> {
+  if (a.all) return { is_public: 'None' };
+  if (a.private) return { is_public: 'false' };
+  return {};
 }
 
 export type Collection = 'volumes' | 'snapshots' | 'types' | 'group_types' | 'groups' | 'group_snapshots' | 'attachments';
@@ -197,6 +208,18 @@ export const COLLECTION_MIN: Readonly<Record<Collection, string | undefined>> = 
   group_snapshots: '3.14',
   attachments: '3.27',
 };
+
+/** The key a listing answer keeps its items under (GET /types answers "volume_types"). */
+export function listKey(collection: Collection): string {
+  return collection === 'types' ? 'volume_types' : collection;
+}
+
+export function serviceList(a: { host?: string; service?: string }): ApiRequest {
+  const query: Record<string, string> = {};
+  if (a.host !== undefined) query['host'] = a.host;
+  if (a.service !== undefined) query['binary'] = a.service;
+  return { method: 'GET', path: '/os-services', query };
+}
 
 export function quotaShow(projectId: string): ApiRequest {
   return { method: 'GET', path: `/os-quota-sets/${enc(projectId)}`, query: { usage: 'true' } };

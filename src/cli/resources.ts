@@ -1,4 +1,14 @@
 import type { Command } from 'commander';
+import { registerGroupCommands } from './cmd-groups.js';
+import { registerInfoCommands } from './cmd-info.js';
+import { registerVolumeCommands } from './cmd-volumes.js';
 
-/** Operator commands over the public API (filled in by the CLI module). */
-export function registerResourceCommands(_program: Command): void {}
+/**
+ * Operator commands over the public API: `bulwark <resource> <verb>`, with
+ * credentials from the OS_* variables of DATA_DIR/openrc.
+ */
+export function registerResourceCommands(program: Command): void {
+  registerVolumeCommands(program);
+  registerGroupCommands(program);
+  registerInfoCommands(program);
+}

@@ -62,8 +62,9 @@ async function assertNameFree(ex: Executor, name: string, exceptId?: string): Pr
 }
 
 export async function createGroupType(deps: ServiceDeps, input: { name: string; description: string | null; isPublic: boolean; specs: GroupSpecs }): Promise<GroupTypeRow> {
-  const name = input.name.trim();
-  if (!name) throw badRequest("Invalid input received: The 'name' can not be empty.");
+  // Cinder's 'name' format: refused when blank, otherwise stored as given.
+  const name = input.name;
+  if (!name.trim()) throw badRequest("Invalid input received: The 'name' can not be empty.");
   return deps.store.transaction(async (trx) => {
     await assertNameFree(trx, name);
     const row: GroupTypeRow = {

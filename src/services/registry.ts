@@ -5,7 +5,6 @@
 // state (disabled, frozen) belongs to the API and is never touched here.
 import type { BulwarkConfig } from '../config/schema.js';
 import type { Executor, Store } from '../store/db.js';
-import { nowIso } from '../store/db.js';
 import type { ServiceRow } from '../store/schema.js';
 
 export const VOLUME_BINARY = 'cinder-volume';

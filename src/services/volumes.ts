@@ -72,7 +72,7 @@ export async function createVolume(deps: ServiceDeps, caller: Caller, input: Cre
       if (!types.includes(vtype.id)) throw invalidInput(`Invalid volume_type provided: ${vtype.id} is not in group ${group.id}.`);
       host ??= group.host;
     }
-    await enforceQuota(trx, config, caller.projectId, { volumes: 1, gigabytes: size }, size);
+    await enforceQuota(trx, config, caller.projectId, { volumes: 1, gigabytes: size }, size, vtype.id);
     const now = nowIso();
     const volume: VolumeRow = {
       id: newId(),
@@ -130,6 +130,7 @@ export async function deleteVolume(deps: ServiceDeps, caller: Caller, id: string
         throw invalidVolume(`Volume status must be available or error or error_restoring or error_extending or error_managing and must not be migrating, attached, belong to a group, have snapshots or be disassociated from snapshots after volume transfer.`);
       }
       if (vol.attach_status === 'attached') throw invalidVolume(`Volume ${id} is attached; detach it first.`);
+      if (vol.group_id) throw invalidVolume(`Volume ${id} belongs to group ${vol.group_id}; remove it from the group or delete the group.`);
     } else if (vol.status === 'deleting') {
       throw invalidVolume(`Volume ${id} is already being deleted.`);
     }
@@ -157,7 +158,7 @@ export async function extendVolume(deps: ServiceDeps, caller: Caller, id: string
     const allowed = allowInUse ? ['available', 'in-use'] : ['available'];
     if (!allowed.includes(vol.status)) throw invalidVolume(`Volume status must be ${allowed.join(' or ')} to extend, but current status is: ${vol.status}.`);
     if (newSize <= vol.size) throw invalidInput(`New size for extend must be greater than current size. (current: ${vol.size}, extended: ${newSize}).`);
-    await enforceQuota(trx, deps.config, vol.project_id, { gigabytes: newSize - vol.size }, newSize);
+    await enforceQuota(trx, deps.config, vol.project_id, { gigabytes: newSize - vol.size }, newSize, vol.volume_type_id);
     if (!(await casStatus(trx, 'volumes', id, [vol.status], { status: 'extending', error_reason: vol.status }))) throw invalidVolume('Volume status changed concurrently; try again.');
     await deps.jobs.enqueue(trx, { kind: 'extend_volume', target: vol.host, resourceId: id, payload: { newSize, previousStatus: vol.status } });
   });

@@ -86,6 +86,10 @@ function openSqlite(url: string): Store {
 
 function openPostgres(url: string): Store {
   const pool = new pg.Pool({ connectionString: url, max: 10 });
+  // An idle client whose server goes away (restart, shutdown) emits 'error' on
+  // the pool; without a listener that is an uncaught exception. The next query
+  // gets a fresh connection and reports any real failure itself.
+  pool.on('error', () => undefined);
   const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
   return {
     db,

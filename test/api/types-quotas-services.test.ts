@@ -149,7 +149,8 @@ for (const dialect of dialects) {
           t.store.transaction((trx) => enforceQuota(trx, t.config, PROJ_A, { volumes: 1, gigabytes: 1 }, 1, gold.id)),
           (err: { status?: number; message?: string }) => err.status === 413 && /volumes_gold/.test(err.message ?? ''),
         );
-        await t.store.transaction((trx) => enforceQuota(trx, t.config, PROJ_A, { volumes: 1, gigabytes: 1 }, 1), 'without a type only globals apply');
+        // Without a type only the global limits apply.
+        await t.store.transaction((trx) => enforceQuota(trx, t.config, PROJ_A, { volumes: 1, gigabytes: 1 }, 1));
         // Renaming the type carries its limits along.
         assert.equal((await t.call('admin', 'PUT', `/types/${gold.id}`, { volume_type: { name: 'aurum' } })).status, 200);
         assert.equal(quotaSet(await t.call('a', 'GET', `/os-quota-sets/${PROJ_A}`))['volumes_aurum'], 1);

@@ -2,7 +2,7 @@
 // keys from 3.34 on), sort=key:dir,..., limit/marker/offset, with_count, and
 // the "next" link. Rows are filtered in memory after the project scoping done
 // in SQL; a project's volume count stays far below where that matters.
-import { badRequest, invalidInput } from '../errors.js';
+import { badRequest, invalidInput, notFound } from '../errors.js';
 import { atLeast, type Microversion } from '../microversion.js';
 import { parseBool } from '../validate.js';
 
@@ -111,7 +111,8 @@ export function paginate<T extends { id: string }>(rows: T[], q: ListQuery, fiel
   let start = q.offset;
   if (q.marker !== undefined) {
     const idx = sorted.findIndex((r) => r.id === q.marker);
-    if (idx < 0) throw badRequest(`Marker ${q.marker} could not be found.`);
+    // Cinder answers an unknown marker with 404 (MarkerNotFound), tempest checks it.
+    if (idx < 0) throw notFound(`Marker ${q.marker} could not be found.`);
     start = idx + 1;
   }
   const limit = Math.min(q.limit ?? maxLimit, maxLimit);

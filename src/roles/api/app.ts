@@ -9,6 +9,7 @@ import type { Authenticate } from '../../api/cinder/scope.js';
 import { identityPlugin, IdentityService, loadOrCreateTokenKey, type CatalogService } from '../../api/identity/index.js';
 import type { ServiceDeps } from '../../services/deps.js';
 import { ensureDefaultVolumeType } from '../../services/volume-types.js';
+import { ensureDefaultGroupType } from '../../services/group-types.js';
 
 export function publicUrlOf(config: BulwarkConfig, boundPort?: number): string {
   if (config.api.publicUrl) return config.api.publicUrl.replace(/\/+$/, '');
@@ -32,6 +33,7 @@ export async function buildApiApp(deps: ServiceDeps, publicUrl: string, opts: { 
   const tokenKey = await loadOrCreateTokenKey(config.identity.tokenKeyFile ?? join(config.dataDir, 'token.key'));
   const identity = new IdentityService({ config: config.identity, tokenKey, catalog: catalogFor(publicUrl) });
   await ensureDefaultVolumeType(deps.store.db);
+  await ensureDefaultGroupType(deps.store.db);
   const app = fastify({ logger: opts.logger ?? false, bodyLimit: 1024 * 1024 });
   app.setErrorHandler((err: FastifyError | ApiError, req, reply) => {
     if (err instanceof ApiError) {
