@@ -25,6 +25,7 @@ function serve(roles: RoleName[], description: string, program: Command, name: s
         },
       });
       const running = await startRoles(config, new Set(roles), name);
+      running.log.info({ roles }, 'ready');
       if (running.apiUrl && roles.includes('volume')) {
         const files = writeOpenrcFiles(config, running.apiUrl);
         running.log.info({ files }, 'credentials written; source one and run `openstack volume list`');
