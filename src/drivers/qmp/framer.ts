@@ -1,0 +1,197 @@
+// QMP wire framing. QEMU writes one JSON object per line ("\r\n" terminated);
+// the socket delivers arbitrary chunks, so bytes are buffered until a newline.
+// Splitting happens on raw bytes, before UTF-8 decoding, so a multi-byte
+// character cut across two chunks is never mangled.
+
+export type JsonValue = null | boolean | number | string | JsonValue[] | JsonObject;
+export interface JsonObject {
+  [key: string]: JsonValue;
+}
+
+/** Whatever the client put in "id"; QEMU echoes it back verbatim. */
+export type QmpId = JsonValue;
+
+export interface QmpVersion {
+  qemu: { major: number; minor: number; micro: number };
+  package: string;
+}
+
+export interface QmpGreetingMessage {
+  kind: 'greeting';
+  QMP: { version: QmpVersion; capabilities: string[] };
+}
+
+export interface QmpReturnMessage {
+  kind: 'return';
+  return: JsonValue;
+  id: QmpId | undefined;
+}
+
+export interface QmpErrorMessage {
+  kind: 'error';
+  error: { class: string; desc: string };
+  id: QmpId | undefined;
+}
+
+export interface QmpEventMessage {
+  kind: 'event';
+  event: string;
+  data: JsonObject;
+  timestamp: { seconds: number; microseconds: number };
+}
+
+export type QmpMessage = QmpGreetingMessage | QmpReturnMessage | QmpErrorMessage | QmpEventMessage;
+
+/** A line that is not valid JSON or not a recognisable QMP message; reported, never thrown. */
+export interface QmpInvalidFrame {
+  kind: 'invalid';
+  reason: string;
+  /** The offending line, truncated so a huge garbage line cannot bloat logs. */
+  line: string;
+}
+
+export type QmpFrame = QmpMessage | QmpInvalidFrame;
+
+const NEWLINE = 0x0a;
+const PREVIEW_CHARS = 200;
+/** query-named-block-nodes on a large pool can be megabytes; 64 MiB is far beyond that. */
+const DEFAULT_MAX_LINE_BYTES = 64 * 1024 * 1024;
+
+function isObject(v: JsonValue | undefined): v is JsonObject {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+function preview(line: string): string {
+  return line.length > PREVIEW_CHARS ? `${line.slice(0, PREVIEW_CHARS)}…` : line;
+}
+
+function invalid(reason: string, line: string): QmpInvalidFrame {
+  return { kind: 'invalid', reason, line: preview(line) };
+}
+
+function toVersion(v: JsonValue | undefined): QmpVersion {
+  const q = isObject(v) && isObject(v['qemu']) ? v['qemu'] : {};
+  const num = (x: JsonValue | undefined): number => (typeof x === 'number' ? x : 0);
+  return {
+    qemu: { major: num(q['major']), minor: num(q['minor']), micro: num(q['micro']) },
+    package: isObject(v) && typeof v['package'] === 'string' ? v['package'] : '',
+  };
+}
+
+/** Classifies one parsed JSON value as a QMP message. Exported for tests. */
+export function classifyQmpMessage(value: JsonValue, line: string): QmpFrame {
+  if (!isObject(value)) return invalid('QMP message is not a JSON object', line);
+  const id = 'id' in value ? value['id'] : undefined;
+
+  const greeting = value['QMP'];
+  if (isObject(greeting)) {
+    const caps = Array.isArray(greeting['capabilities'])
+      ? greeting['capabilities'].filter((c): c is string => typeof c === 'string')
+      : [];
+    return { kind: 'greeting', QMP: { version: toVersion(greeting['version']), capabilities: caps } };
+  }
+
+  if (typeof value['event'] === 'string') {
+    const ts = value['timestamp'];
+    const seconds = isObject(ts) && typeof ts['seconds'] === 'number' ? ts['seconds'] : 0;
+    const microseconds = isObject(ts) && typeof ts['microseconds'] === 'number' ? ts['microseconds'] : 0;
+    const data = value['data'];
+    return { kind: 'event', event: value['event'], data: isObject(data) ? data : {}, timestamp: { seconds, microseconds } };
+  }
+
+  const err = value['error'];
+  if (isObject(err)) {
+    const cls = typeof err['class'] === 'string' ? err['class'] : 'GenericError';
+    const desc = typeof err['desc'] === 'string' ? err['desc'] : '';
+    return { kind: 'error', error: { class: cls, desc }, id };
+  }
+
+  if ('return' in value) {
+    const ret = value['return'];
+    return { kind: 'return', return: ret === undefined ? null : ret, id };
+  }
+
+  return invalid('unrecognised QMP message (no QMP/event/error/return member)', line);
+}
+
+export interface QmpFramerOptions {
+  maxLineBytes?: number;
+}
+
+export class QmpFramer {
+  private chunks: Buffer[] = [];
+  private buffered = 0;
+  /** Set after an over-long line: drop bytes until the next newline to resynchronise. */
+  private discarding = false;
+  private readonly maxLineBytes: number;
+
+  constructor(opts: QmpFramerOptions = {}) {
+    this.maxLineBytes = opts.maxLineBytes ?? DEFAULT_MAX_LINE_BYTES;
+  }
+
+  /** Bytes held waiting for the end of a line. */
+  get bufferedBytes(): number {
+    return this.buffered;
+  }
+
+  reset(): void {
+    this.chunks = [];
+    this.buffered = 0;
+    this.discarding = false;
+  }
+
+  /** Consumes a chunk; returns every frame it completed, in order. */
+  feed(chunk: Buffer): QmpFrame[] {
+    const frames: QmpFrame[] = [];
+    let start = 0;
+    for (;;) {
+      const nl = chunk.indexOf(NEWLINE, start);
+      if (nl === -1) break;
+      const piece = chunk.subarray(start, nl);
+      start = nl + 1;
+      if (this.discarding) {
+        this.discarding = false;
+        this.chunks = [];
+        this.buffered = 0;
+        continue;
+      }
+      const lineBuf = this.buffered === 0 ? piece : Buffer.concat([...this.chunks, piece]);
+      this.chunks = [];
+      this.buffered = 0;
+      if (lineBuf.length > this.maxLineBytes) {
+        frames.push(invalid(`line exceeds ${this.maxLineBytes} bytes`, lineBuf.subarray(0, PREVIEW_CHARS).toString('utf8')));
+        continue;
+      }
+      const frame = this.parseLine(lineBuf.toString('utf8'));
+      if (frame) frames.push(frame);
+    }
+
+    const rest = chunk.subarray(start);
+    if (rest.length > 0 && !this.discarding) {
+      if (this.buffered + rest.length > this.maxLineBytes) {
+        const head = Buffer.concat([...this.chunks, rest]).subarray(0, PREVIEW_CHARS).toString('utf8');
+        frames.push(invalid(`line exceeds ${this.maxLineBytes} bytes`, head));
+        this.chunks = [];
+        this.buffered = 0;
+        this.discarding = true;
+      } else {
+        // Copy: the caller may reuse its buffer after feed() returns.
+        this.chunks.push(Buffer.from(rest));
+        this.buffered += rest.length;
+      }
+    }
+    return frames;
+  }
+
+  private parseLine(raw: string): QmpFrame | null {
+    const line = raw.trim();
+    if (line === '') return null;
+    let value: JsonValue;
+    try {
+      value = JSON.parse(line) as JsonValue;
+    } catch (e) {
+      return invalid(`invalid JSON: ${e instanceof Error ? e.message : String(e)}`, line);
+    }
+    return classifyQmpMessage(value, line);
+  }
+}
