@@ -39,13 +39,28 @@ function attachable(vol: VolumeRow): boolean {
   return vol.multiattach === 1 && ['in-use', 'reserved', 'attaching'].includes(vol.status);
 }
 
-/** Reserves the volume for an instance (attachment_create / os-reserve). */
-export async function reserveAttachment(deps: ServiceDeps, caller: Caller, volumeId: string, opts: { instanceUuid: string | null; mode: 'rw' | 'ro'; legacy: boolean }): Promise<AttachmentRow> {
+/** Statuses in which a bare os-initialize_connection may export a volume: Cinder
+ *  leaves the status alone on that call, but never exports a volume that is
+ *  being made, deleted or changed. */
+const EXPORTABLE = ['available', 'in-use', 'reserved', 'attaching', 'detaching', 'backing-up'];
+
+/** Reserves the volume for an instance (attachment_create / os-reserve), or with
+ *  `keepStatus` only records the attachment (legacy os-initialize_connection). */
+export async function reserveAttachment(
+  deps: ServiceDeps,
+  caller: Caller,
+  volumeId: string,
+  opts: { instanceUuid: string | null; mode: 'rw' | 'ro'; legacy: boolean; keepStatus?: boolean },
+): Promise<AttachmentRow> {
   return deps.store.transaction(async (trx) => {
     const vol = await getVolume(trx, caller, volumeId);
-    if (!attachable(vol)) throw invalidVolume(`Volume ${volumeId} status must be available${vol.multiattach ? ' or in-use' : ''}, but current status is: ${vol.status}.`);
-    const next = opts.legacy ? 'attaching' : vol.status === 'available' ? 'reserved' : vol.status;
-    if (!(await casStatus(trx, 'volumes', volumeId, [vol.status], { status: next }))) throw invalidVolume('Volume status changed concurrently; try again.');
+    if (opts.keepStatus) {
+      if (!EXPORTABLE.includes(vol.status)) throw invalidVolume(`Volume ${volumeId} cannot be connected while its status is ${vol.status}.`);
+    } else {
+      if (!attachable(vol)) throw invalidVolume(`Volume ${volumeId} status must be available${vol.multiattach ? ' or in-use' : ''}, but current status is: ${vol.status}.`);
+      const next = opts.legacy ? 'attaching' : vol.status === 'available' ? 'reserved' : vol.status;
+      if (!(await casStatus(trx, 'volumes', volumeId, [vol.status], { status: next }))) throw invalidVolume('Volume status changed concurrently; try again.');
+    }
     const row: AttachmentRow = {
       id: newId(),
       volume_id: volumeId,
@@ -83,6 +98,7 @@ export async function connectAttachment(deps: ServiceDeps, caller: Caller, attac
       .where('id', '=', att.id)
       .execute();
     if (vol.status === 'reserved') await casStatus(trx, 'volumes', vol.id, ['reserved'], { status: 'attaching' });
+    if (!EXPORTABLE.includes(vol.status)) throw invalidVolume(`Volume ${vol.id} cannot be connected while its status is ${vol.status}.`);
     const jobId = await deps.jobs.enqueue(trx, { kind: 'export_volume', target: vol.host, resourceId: vol.id, payload: { exportId, attachmentId: att.id, writable: att.attach_mode !== 'ro' } });
     return { jobId, exportId };
   });
@@ -145,7 +161,14 @@ export async function deleteAttachment(deps: ServiceDeps, caller: Caller, attach
     await trx.updateTable('attachments').set({ status: 'detached', detach_time: nowIso(), updated_at: nowIso() }).where('id', '=', att.id).execute();
     const others = await trx.selectFrom('attachments').select('status').where('volume_id', '=', vol.id).where('status', '!=', 'detached').execute();
     const status = others.length === 0 ? 'available' : others.some((o) => o.status === 'attached') ? 'in-use' : 'reserved';
-    await trx.updateTable('volumes').set({ status, attach_status: others.some((o) => o.status === 'attached') ? 'attached' : 'detached', updated_at: nowIso() }).where('id', '=', vol.id).execute();
+    // Only attach-related statuses follow the attachments; a volume that is, say,
+    // backing up keeps its status when a bare connection is terminated.
+    await trx
+      .updateTable('volumes')
+      .set({ status, attach_status: others.some((o) => o.status === 'attached') ? 'attached' : 'detached', updated_at: nowIso() })
+      .where('id', '=', vol.id)
+      .where('status', 'in', ['available', 'reserved', 'attaching', 'in-use', 'detaching'])
+      .execute();
     // The row stays (detached) until the volume role has removed the export, so a
     // crash in between is repaired at the role's next reconcile.
     if (att.export_id && vol.host) {

@@ -73,10 +73,18 @@ export class PoolRuntime {
     this.exitListeners.push(cb);
   }
 
-  async start(): Promise<void> {
+  /** Takes the pool lock (once) and brings QSD up; true when QSD is fresh. */
+  async start(): Promise<boolean> {
     for (const sub of ['layers', 'run']) mkdirSync(join(this.dir, sub), { recursive: true, mode: 0o700 });
-    this.lock = acquireFileLock(join(this.dir, 'run', 'pool.lock'));
-    await this.bringUpDaemon();
+    this.lock ??= acquireFileLock(join(this.dir, 'run', 'pool.lock'));
+    return this.bringUpDaemon();
+  }
+
+  /** Forgets the daemon connection (after a failed start) without stopping QSD. */
+  detachDaemon(): void {
+    void this.daemon?.detach();
+    this.daemon = null;
+    this.stateValue = 'starting';
   }
 
   /** (Re)connects to this pool's QSD, starting it if it is not running. Returns
@@ -93,7 +101,7 @@ export class PoolRuntime {
       qmpTimeoutMs: this.opts.qmpTimeoutMs,
     });
     this.daemon = daemon;
-    this.opts.log.info({ pool: this.opts.pool.name, pid: daemon.pid, attached }, attached ? 'attached to running qemu-storage-daemon' : 'started qemu-storage-daemon');
+    this.opts.log.info({ pool: this.opts.pool.name, qsdPid: daemon.pid, attached }, attached ? 'attached to running qemu-storage-daemon' : 'started qemu-storage-daemon');
     daemon.onExit(() => {
       if (this.stateValue === 'stopped') return;
       this.stateValue = 'recovering';

@@ -44,9 +44,21 @@ export class PoolService {
 
   async start(): Promise<void> {
     const { config, store, jobs, log } = this.opts;
-    await this.runtime.start();
     await jobs.requeueOwnedBy(this.owner);
-    await this.rebuild(true);
+    // Right after a kill -9 of the previous volume role, QSD may still be tearing
+    // down that process's monitor connection and drop ours: retry with backoff.
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const fresh = await this.runtime.start();
+        await this.rebuild(fresh);
+        break;
+      } catch (err) {
+        if (attempt >= 8) throw err;
+        log.warn({ err: String(err), attempt }, 'bringing the pool up failed; retrying');
+        this.runtime.detachDaemon();
+        await new Promise((r) => setTimeout(r, 100 * 2 ** attempt));
+      }
+    }
     const psk = config.volume.nbdTcp.port > 0 ? this.runtime.pskCredentials() : null;
     const ctx: HandlerContext = {
       pool: this.runtime,

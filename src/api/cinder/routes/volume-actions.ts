@@ -103,7 +103,7 @@ export function registerVolumeActionRoutes(app: FastifyInstance, opts: CinderPlu
         const { connector } = parseBody(connectorSchema, args, 'os-initialize_connection');
         const c = connector as Connector;
         let att = await findLegacyAttachment(db, id, { host: typeof c.host === 'string' ? c.host : null });
-        att ??= await reserveAttachment(deps, s, id, { instanceUuid: null, mode: 'rw', legacy: true });
+        att ??= await reserveAttachment(deps, s, id, { instanceUuid: null, mode: 'rw', legacy: true, keepStatus: true });
         const info = await connectAttachment(deps, s, att.id, c);
         return reply.code(200).send({ connection_info: info });
       }
