@@ -13,7 +13,7 @@ PORT=$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1
 /usr/bin/python3 - "$WORK" "$PORT" <<'PY'
 import json, sys
 work, port = sys.argv[1], int(sys.argv[2])
-identity = json.load(open(f"{work}/identity.json"))
+identity = json.load(open(f"{work}/identity.json"))["identity"]
 cfg = {"dataDir": f"{work}/data", "api": {"listen": {"host": "127.0.0.1", "port": port}},
        "identity": identity, "logLevel": "warn"}
 json.dump(cfg, open(f"{work}/bulwark.json", "w"), indent=2)
@@ -30,7 +30,7 @@ for _ in $(seq 1 150); do
   sleep 0.2
 done
 
-BULWARK_URL="http://127.0.0.1:$PORT" TEMPEST_ACCOUNTS="$WORK/accounts.yaml" TEMPEST_CONCURRENCY="$WORKERS" \
+TEMPEST_VENDOR_NAME="${TEMPEST_VENDOR_NAME:-Bulwark}" TEMPEST_STORAGE_PROTOCOL="${TEMPEST_STORAGE_PROTOCOL:-nbd}" BULWARK_URL="http://127.0.0.1:$PORT" TEMPEST_ACCOUNTS="$WORK/accounts.yaml" TEMPEST_CONCURRENCY="$WORKERS" \
   TEMPEST_WORKSPACE="$WORK/ws" bash "$ROOT/scripts/tempest/run.sh" | tee "$WORK/run.out"
 rc=${PIPESTATUS[0]}
 line=$(grep -E '^passed [0-9]+, failed [0-9]+, skipped [0-9]+' "$WORK/run.out" | tail -1)

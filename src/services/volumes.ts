@@ -6,7 +6,7 @@ import { nowIso } from '../store/db.js';
 import type { VolumeRow } from '../store/schema.js';
 import type { Caller, ServiceDeps } from './deps.js';
 import { newId } from './ids.js';
-import { enforceQuota } from './quotas.js';
+import { enforceQuota, enforceTypeQuota } from './quotas.js';
 import { casStatus } from './status.js';
 import { resolveVolumeType } from './volume-types.js';
 
@@ -222,5 +222,25 @@ export async function setMetadata(deps: ServiceDeps, caller: Caller, id: string,
     }
     await trx.updateTable('volumes').set({ metadata: JSON.stringify(current), updated_at: nowIso() }).where('id', '=', id).execute();
     return current;
+  });
+}
+
+/** os-retype. Every pool of a deployment stores every type the same way, so a
+ *  retype never moves data: it is a compare-and-swap of the type after the same
+ *  checks Cinder makes (state, same type, group membership, per-type quota). */
+export async function retypeVolume(deps: ServiceDeps, caller: Caller, id: string, newType: string, policy: 'never' | 'on-demand'): Promise<void> {
+  await deps.store.transaction(async (trx) => {
+    const vol = await getVolume(trx, caller, id);
+    if (!['available', 'in-use'].includes(vol.status)) throw invalidVolume(`Volume status must be available or in-use to retype, but current status is: ${vol.status}.`);
+    const vtype = await resolveVolumeType(trx, caller, newType);
+    if (vtype.id === vol.volume_type_id) throw invalidInput('Retype requested to the same volume type.');
+    if (vol.group_id) {
+      const group = await trx.selectFrom('groups').select('volume_type_ids').where('id', '=', vol.group_id).executeTakeFirst();
+      if (group && !(JSON.parse(group.volume_type_ids) as string[]).includes(vtype.id)) throw invalidInput(`Volume type ${vtype.id} is not a type of group ${vol.group_id}.`);
+    }
+    void policy;
+    // Only the new type's own quota changes: the project's totals stay the same.
+    await enforceTypeQuota(trx, deps.config, vol.project_id, { volumes: 1, gigabytes: vol.size }, vtype.id);
+    if (!(await casStatus(trx, 'volumes', id, [vol.status], { volume_type_id: vtype.id }))) throw invalidVolume('Volume status changed concurrently; try again.');
   });
 }

@@ -42,9 +42,12 @@ export async function cinderPlugin(app: FastifyInstance, opts: CinderPluginOptio
       const token = req.headers['x-auth-token'];
       const user = typeof token === 'string' ? opts.authenticate(token) : null;
       if (!user) throw new ApiError(401, 'The request you have made requires authentication.');
-      const projectId = (req.params as { project_id?: string }).project_id ?? '';
+      const params = req.params as Record<string, string | undefined>;
+      const projectId = params['project_id'] ?? '';
       if (user.projectId !== projectId) throw new ApiError(400, 'Malformed request url');
       req.cinder = makeScope(user, projectId, opts.publicBaseUrl, version);
+      // "/volumes/" matches "/volumes/:id" with an empty id; Cinder has no such route.
+      if (Object.entries(params).some(([k, v]) => k !== 'project_id' && v === '')) throw new ApiError(404, 'The resource could not be found.');
     });
     for (const register of cinderRouteModules) register(scoped, opts);
   }, { prefix: '/v3/:project_id' });

@@ -44,6 +44,18 @@ export async function buildApiApp(deps: ServiceDeps, publicUrl: string, opts: { 
     const message = status === 500 ? 'The server has either erred or is incapable of performing the requested operation.' : err.message;
     return reply.code(status).send(new ApiError(status, message).toBody());
   });
+  // OpenStack clients send "Content-Type: application/json" on bodiless DELETEs
+  // and actions; an empty body is "no body", not an error.
+  app.removeContentTypeParser('application/json');
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (_req, text, done) => {
+    const raw = typeof text === 'string' ? text : text.toString('utf8');
+    if (raw.trim() === '') return done(null, undefined);
+    try {
+      done(null, JSON.parse(raw));
+    } catch {
+      done(new ApiError(400, 'Malformed request body: the body is not valid JSON.'), undefined);
+    }
+  });
   app.setNotFoundHandler((_req, reply) => reply.code(404).send(new ApiError(404, 'The resource could not be found.').toBody()));
   const authenticate: Authenticate = (token) => {
     const ctx = identity.verifyToken(token);

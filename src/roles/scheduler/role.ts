@@ -9,16 +9,20 @@ import type { ClaimedJob, JobQueue } from '../../store/jobs.js';
 import { ServiceRegistry } from '../../services/registry.js';
 import type { Logger } from '../../util/log.js';
 import { JobWorker } from '../worker.js';
+import { matchesExtraSpecs, type Capabilities } from './filters.js';
 
 interface PoolCapability {
   pool_name: string;
   free_capacity_gb: number;
+  [key: string]: unknown;
 }
 
 export interface Placement {
   readonly serviceHost: string;
   readonly pool: string;
   readonly freeGiB: number;
+  /** Backend-level capabilities overlaid with the pool's own. */
+  readonly capabilities: Capabilities;
 }
 
 /** Pure choice among candidate pools: the given host if one is required,
@@ -69,8 +73,8 @@ export class SchedulerRole {
     const services = await this.registry!.listUp('cinder-volume');
     const out: Placement[] = [];
     for (const s of services.filter((svc) => !svc.disabled)) {
-      const caps = s.capabilities as { pools?: PoolCapability[] };
-      for (const p of caps.pools ?? []) out.push({ serviceHost: s.host, pool: p.pool_name, freeGiB: p.free_capacity_gb });
+      const { pools, ...backend } = s.capabilities as { pools?: PoolCapability[] } & Record<string, unknown>;
+      for (const p of pools ?? []) out.push({ serviceHost: s.host, pool: p.pool_name, freeGiB: p.free_capacity_gb, capabilities: { ...backend, ...p } });
     }
     return out;
   }
@@ -82,7 +86,10 @@ export class SchedulerRole {
       const vol = await this.store.db.selectFrom('volumes').selectAll().where('id', '=', job.resourceId).executeTakeFirst();
       if (!vol || vol.status !== 'creating' || vol.host) return;
       const group = vol.group_id ? await this.store.db.selectFrom('groups').selectAll().where('id', '=', vol.group_id).executeTakeFirst() : undefined;
-      const choice = choosePool(await this.candidates(), vol.size, group?.host ?? null);
+      const vtype = await this.store.db.selectFrom('volume_types').select('extra_specs').where('id', '=', vol.volume_type_id).executeTakeFirst();
+      const specs = JSON.parse(vtype?.extra_specs ?? '{}') as Record<string, string>;
+      const fitting = (await this.candidates()).filter((c) => matchesExtraSpecs(specs, c.capabilities));
+      const choice = choosePool(fitting, vol.size, group?.host ?? null);
       if (!choice) throw new Error('No valid backend was found. No weighed backends available');
       const host = `${choice.serviceHost}#${choice.pool}`;
       const placed = await this.jobs.withFence(job, async (trx) => {

@@ -9,7 +9,7 @@ import {
   reserveAttachment,
   type Connector,
 } from '../../../services/attachments.js';
-import { deleteVolume, extendVolume, getVolume, resetVolumeStatus, revertVolume, setBootable } from '../../../services/volumes.js';
+import { deleteVolume, extendVolume, getVolume, resetVolumeStatus, retypeVolume, revertVolume, setBootable } from '../../../services/volumes.js';
 import { casStatus } from '../../../services/status.js';
 import { badRequest, invalidVolume } from '../../errors.js';
 import { atLeast } from '../../microversion.js';
@@ -67,6 +67,11 @@ export function registerVolumeActionRoutes(app: FastifyInstance, opts: CinderPlu
         const vol = await getVolume(db, s, id);
         const meta = { ...(JSON.parse(vol.metadata) as Record<string, string>), readonly: ro ? 'True' : 'False' };
         await db.updateTable('volumes').set({ metadata: JSON.stringify(meta) }).where('id', '=', id).execute();
+        return reply.code(202).send();
+      }
+      case 'os-retype': {
+        const b = parseBody(z.object({ new_type: z.string().min(1), migration_policy: z.enum(['never', 'on-demand']).optional() }).strict(), args, 'os-retype');
+        await retypeVolume(deps, s, id, b.new_type, b.migration_policy ?? 'never');
         return reply.code(202).send();
       }
       case 'os-reserve': {

@@ -56,14 +56,14 @@ const updateSchema = z.object({
 const metadataBody = z.object({ metadata: metadataField }).strict();
 const metaItemBody = z.object({ meta: metadataField.refine((m) => Object.keys(m).length === 1, 'meta must hold exactly one item') }).strict();
 
-export async function renderVolumes(ex: Executor, s: CinderScope, rows: VolumeRow[]): Promise<Record<string, unknown>[]> {
+export async function renderVolumes(ex: Executor, s: CinderScope, rows: VolumeRow[], bare = false): Promise<Record<string, unknown>[]> {
   if (rows.length === 0) return [];
   const ids = rows.map((r) => r.id);
   const attachments = await ex.selectFrom('attachments').selectAll().where('volume_id', 'in', ids).execute();
   const types = await ex.selectFrom('volume_types').select(['id', 'name']).execute();
   const typeName = new Map(types.map((t) => [t.id, t.name]));
   return rows.map((row) =>
-    volumeView(s, row, { typeName: typeName.get(row.volume_type_id) ?? null, attachments: attachments.filter((a) => a.volume_id === row.id) }),
+    volumeView(s, row, { typeName: typeName.get(row.volume_type_id) ?? null, attachments: attachments.filter((a) => a.volume_id === row.id), bare }),
   );
 }
 
@@ -145,7 +145,7 @@ export function registerVolumeRoutes(app: FastifyInstance, opts: CinderPluginOpt
       metadata: body.metadata ?? {},
       multiattach: body.multiattach === undefined ? false : parseBool(body.multiattach, 'multiattach'),
     });
-    const [view] = await renderVolumes(db, s, [row]);
+    const [view] = await renderVolumes(db, s, [row], true);
     return reply.code(202).send({ volume: view });
   });
 
@@ -165,7 +165,7 @@ export function registerVolumeRoutes(app: FastifyInstance, opts: CinderPluginOpt
       description: body.description !== undefined ? body.description : body.display_description,
       metadata: body.metadata,
     });
-    const [view] = await renderVolumes(db, s, [row]);
+    const [view] = await renderVolumes(db, s, [row], true);
     return { volume: view };
   });
 

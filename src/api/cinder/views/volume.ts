@@ -5,6 +5,8 @@ import { cinderTime, links, parseJson, type ViewContext } from './common.js';
 export interface VolumeViewExtras {
   readonly typeName: string | null;
   readonly attachments: readonly AttachmentRow[];
+  /** Create and update answers carry no extension attributes (os-vol-*), as Cinder's. */
+  readonly bare?: boolean;
 }
 
 function attachmentsView(rows: readonly AttachmentRow[]) {
@@ -45,9 +47,9 @@ export function volumeView(v: ViewContext, row: VolumeRow, extras: VolumeViewExt
     bootable: row.bootable === 1 ? 'true' : 'false',
     volume_type: extras.typeName,
     migration_status: row.migration_status,
-    'os-vol-tenant-attr:tenant_id': row.project_id,
   };
-  if (v.isAdmin) {
+  if (!extras.bare) body['os-vol-tenant-attr:tenant_id'] = row.project_id;
+  if (v.isAdmin && !extras.bare) {
     body['os-vol-host-attr:host'] = row.host;
     body['os-vol-mig-status-attr:migstat'] = row.migration_status;
     body['os-vol-mig-status-attr:name_id'] = null;
