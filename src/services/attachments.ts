@@ -22,8 +22,11 @@ export interface ExportResult {
   socketPath: string;
   /** Set when the pool also serves NBD over TCP with TLS-PSK. */
   tcp: { host: string; port: number; pskIdentity: string; pskKey: string } | null;
-  /** The volume service's host name; a connector from elsewhere gets TCP. */
+  /** The volume service's host name. */
   serviceHostname: string;
+  /** What the volume role exported for this connector: the unix socket for its
+   *  own host, TCP+TLS (through the pool's gateway) for any other. */
+  transport: 'unix' | 'tcp';
 }
 
 export const EXPORT_TIMEOUT_MS = 30_000;
@@ -99,7 +102,12 @@ export async function connectAttachment(deps: ServiceDeps, caller: Caller, attac
       .execute();
     if (vol.status === 'reserved') await casStatus(trx, 'volumes', vol.id, ['reserved'], { status: 'attaching' });
     if (!EXPORTABLE.includes(vol.status)) throw invalidVolume(`Volume ${vol.id} cannot be connected while its status is ${vol.status}.`);
-    const jobId = await deps.jobs.enqueue(trx, { kind: 'export_volume', target: vol.host, resourceId: vol.id, payload: { exportId, attachmentId: att.id, writable: att.attach_mode !== 'ro' } });
+    const jobId = await deps.jobs.enqueue(trx, {
+      kind: 'export_volume',
+      target: vol.host,
+      resourceId: vol.id,
+      payload: { exportId, attachmentId: att.id, writable: att.attach_mode !== 'ro', connectorHost: typeof connector.host === 'string' ? connector.host : null },
+    });
     return { jobId, exportId };
   });
   deps.kick?.();
@@ -115,7 +123,7 @@ export async function connectAttachment(deps: ServiceDeps, caller: Caller, attac
  *  the unix socket, any other host NBD over TCP with TLS-PSK (the key travels like
  *  iSCSI's CHAP secret: to the authorised caller only, never into logs). */
 export function connectionInfo(res: ExportResult, connector: Connector, exportId: string): Record<string, unknown> {
-  const local = !connector.host || connector.host === res.serviceHostname || !res.tcp;
+  const local = res.transport === 'unix' || !res.tcp;
   const data: Record<string, unknown> = local
     ? { export_name: res.exportName, socket_path: res.socketPath, uri: `nbd+unix:///${res.exportName}?socket=${res.socketPath}`, transport: 'unix' }
     : {

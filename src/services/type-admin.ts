@@ -84,6 +84,7 @@ export async function createType(store: Store, input: NewTypeInput): Promise<Vol
         extra_specs: JSON.stringify(input.extraSpecs),
         created_at: nowIso(),
         updated_at: null,
+        qos_specs_id: null,
       };
       await trx.insertInto('volume_types').values(row).execute();
       return row;
@@ -160,6 +161,8 @@ export async function deleteType(store: Store, id: string): Promise<void> {
     if (row.name === DEFAULT_TYPE_NAME) throw badRequest(`The Default Volume Type with id ${id} cannot be deleted.`);
     if (await typeInUse(trx, id)) throw badRequest('Target volume type is still in use.');
     await trx.deleteFrom('volume_type_access').where('volume_type_id', '=', id).execute();
+    // Cinder drops the type's encryption specs with it.
+    await trx.deleteFrom('volume_type_encryption').where('volume_type_id', '=', id).execute();
     // A later type of the same name must not inherit this one's limits.
     const resources = TYPE_QUOTA_PARTS.map((p) => typeQuotaKey(p, row.name));
     await trx.deleteFrom('quotas').where('resource', 'in', resources).execute();

@@ -6,6 +6,7 @@ import { nowIso } from '../store/db.js';
 import type { VolumeRow } from '../store/schema.js';
 import type { Caller, ServiceDeps } from './deps.js';
 import { newId } from './ids.js';
+import { isEncryptedType } from './encryption-types.js';
 import { enforceQuota, enforceTypeQuota } from './quotas.js';
 import { casStatus } from './status.js';
 import { resolveVolumeType } from './volume-types.js';
@@ -64,6 +65,7 @@ export async function createVolume(deps: ServiceDeps, caller: Caller, input: Cre
     }
     if (size === undefined) throw invalidInput(`Size must be specified when creating a volume without a source.`);
     const vtype = await resolveVolumeType(trx, caller, typeRef);
+    if (await isEncryptedType(trx, vtype.id)) throw invalidInput('encrypted volume types are not supported by this deployment.');
     if (input.groupId) {
       const group = await trx.selectFrom('groups').selectAll().where('id', '=', input.groupId).executeTakeFirst();
       if (!group || (!caller.isAdmin && group.project_id !== caller.projectId)) throw notFound(`Group ${input.groupId} could not be found.`);
@@ -234,6 +236,7 @@ export async function retypeVolume(deps: ServiceDeps, caller: Caller, id: string
     if (!['available', 'in-use'].includes(vol.status)) throw invalidVolume(`Volume status must be available or in-use to retype, but current status is: ${vol.status}.`);
     const vtype = await resolveVolumeType(trx, caller, newType);
     if (vtype.id === vol.volume_type_id) throw invalidInput('Retype requested to the same volume type.');
+    if (await isEncryptedType(trx, vtype.id)) throw invalidInput('Retype to an encrypted volume type is not supported by this deployment.');
     if (vol.group_id) {
       const group = await trx.selectFrom('groups').select('volume_type_ids').where('id', '=', vol.group_id).executeTakeFirst();
       if (group && !(JSON.parse(group.volume_type_ids) as string[]).includes(vtype.id)) throw invalidInput(`Volume type ${vtype.id} is not a type of group ${vol.group_id}.`);

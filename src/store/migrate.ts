@@ -2,9 +2,13 @@
 import { Migrator, type Migration, type MigrationProvider } from 'kysely';
 import type { Store } from './db.js';
 import { initialSchema } from './migrations/0001_initial.js';
+import { transfersSchema } from './migrations/0002_transfers.js';
+import { qosMessagesSchema } from './migrations/0003_qos_messages.js';
 
 const migrations: Record<string, (store: Store) => Migration> = {
   '0001_initial': initialSchema,
+  '0002_transfers': transfersSchema,
+  '0003_qos_messages': qosMessagesSchema,
 };
 
 export async function migrateToLatest(store: Store): Promise<void> {

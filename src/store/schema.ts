@@ -71,6 +71,8 @@ export interface VolumeTypeTable {
   extra_specs: string;
   created_at: string;
   updated_at: string | null;
+  /** The associated QoS specs (migration 0003), if any. */
+  qos_specs_id: string | null;
 }
 
 export interface VolumeTypeAccessTable {
@@ -197,6 +199,10 @@ export interface Database {
   quotas: QuotaTable;
   quota_classes: QuotaClassTable;
   jobs: JobTable;
+  transfers: TransferTable;
+  qos_specs: QosSpecsTable;
+  volume_type_encryption: VolumeTypeEncryptionTable;
+  messages: MessageTable;
 }
 
 export type VolumeRow = Selectable<VolumeTable>;
@@ -211,3 +217,64 @@ export type GroupSnapshotRow = Selectable<GroupSnapshotTable>;
 export type AttachmentRow = Selectable<AttachmentTable>;
 export type ServiceRow = Selectable<ServiceTable>;
 export type JobRow = Selectable<JobTable>;
+
+/** A volume offered to another project (Cinder's transfers). The auth key is
+ *  never stored: only a random salt and scrypt(auth_key, salt), hex. */
+export interface TransferTable {
+  id: string;
+  volume_id: string;
+  /** The source project: the volume's owner when the transfer was created. */
+  project_id: string;
+  name: string | null;
+  salt: string;
+  crypt_hash: string;
+  /** 3.55: 1 = the volume moves without its snapshots. */
+  no_snapshots: number;
+  created_at: string;
+  expires_at: string | null;
+}
+
+export type TransferRow = Selectable<TransferTable>;
+
+/** Cinder's QoS specs: a named set of key/values for a consumer. */
+export interface QosSpecsTable {
+  id: string;
+  name: string;
+  /** front-end | back-end | both */
+  consumer: string;
+  /** JSON object, key -> string or null. */
+  specs: string;
+  created_at: string;
+  updated_at: string | null;
+}
+
+/** A volume type's encryption specs; stored and shown, never applied yet. */
+export interface VolumeTypeEncryptionTable {
+  volume_type_id: string;
+  encryption_id: string;
+  provider: string;
+  /** front-end | back-end */
+  control_location: string;
+  cipher: string | null;
+  key_size: number | null;
+  created_at: string;
+  updated_at: string | null;
+}
+
+/** A user message: the outcome of an asynchronous request that failed. */
+export interface MessageTable {
+  id: string;
+  project_id: string;
+  request_id: string;
+  resource_type: string;
+  resource_uuid: string | null;
+  event_id: string;
+  message_level: string;
+  user_message: string;
+  created_at: string;
+  expires_at: string;
+}
+
+export type QosSpecsRow = Selectable<QosSpecsTable>;
+export type VolumeTypeEncryptionRow = Selectable<VolumeTypeEncryptionTable>;
+export type MessageRow = Selectable<MessageTable>;

@@ -18,6 +18,11 @@ import { registerSnapshotRoutes } from './routes/snapshots.js';
 import { registerGroupTypeRoutes } from './routes/group-types.js';
 import { registerGroupRoutes } from './routes/groups.js';
 import { registerGroupSnapshotRoutes } from './routes/group-snapshots.js';
+import { registerTransferRoutes } from './routes/transfers.js';
+import { registerQosSpecsRoutes } from './routes/qos-specs.js';
+import { registerEncryptionTypeRoutes } from './routes/encryption-types.js';
+import { registerBackendRoutes } from './routes/backends.js';
+import { registerMessageRoutes } from './routes/messages.js';
 
 export interface CinderPluginOptions {
   readonly deps: ServiceDeps;
@@ -29,7 +34,7 @@ export interface CinderPluginOptions {
 export type RouteRegistrar = (app: FastifyInstance, opts: CinderPluginOptions) => void;
 
 /** Further resources (snapshots, types, groups, ...) add themselves here. */
-export const cinderRouteModules: RouteRegistrar[] = [registerVolumeRoutes, registerVolumeActionRoutes, registerAttachmentRoutes, registerVolumeTypeRoutes, registerTypeSpecRoutes, registerQuotaRoutes, registerServiceRoutes, registerSnapshotRoutes, registerGroupTypeRoutes, registerGroupRoutes, registerGroupSnapshotRoutes];
+export const cinderRouteModules: RouteRegistrar[] = [registerVolumeRoutes, registerVolumeActionRoutes, registerAttachmentRoutes, registerVolumeTypeRoutes, registerTypeSpecRoutes, registerQuotaRoutes, registerServiceRoutes, registerSnapshotRoutes, registerGroupTypeRoutes, registerGroupRoutes, registerGroupSnapshotRoutes, registerTransferRoutes, registerQosSpecsRoutes, registerEncryptionTypeRoutes, registerBackendRoutes, registerMessageRoutes];
 
 export async function cinderPlugin(app: FastifyInstance, opts: CinderPluginOptions): Promise<void> {
   app.decorateRequest('cinder', null);

@@ -93,7 +93,16 @@ export interface BlockdevOptionsQcow2 extends BlockdevCommon {
   backing?: string | null;
 }
 
-export type BlockdevOptions = BlockdevOptionsFile | BlockdevOptionsQcow2;
+/** An NBD client node: how the TLS gateway reaches the pool daemon's exports. */
+export interface BlockdevOptionsNbd extends BlockdevCommon {
+  driver: 'nbd';
+  server: { type: 'unix'; path: string };
+  export: string;
+  /** Seconds to keep retrying (requests wait) when the server goes away. */
+  'reconnect-delay'?: number;
+}
+
+export type BlockdevOptions = BlockdevOptionsFile | BlockdevOptionsQcow2 | BlockdevOptionsNbd;
 
 export type BlockdevCreateOptions =
   | { driver: 'file'; filename: string; size: number }

@@ -8,13 +8,21 @@ import { nowIso } from '../../store/db.js';
 import type { ClaimedJob, JobQueue } from '../../store/jobs.js';
 import { ServiceRegistry } from '../../services/registry.js';
 import type { Logger } from '../../util/log.js';
-import { JobWorker } from '../worker.js';
+import { JobWorker, errorText } from '../worker.js';
+import { recordUserMessage } from '../../services/messages.js';
 import { matchesExtraSpecs, type Capabilities } from './filters.js';
 
 interface PoolCapability {
   pool_name: string;
   free_capacity_gb: number;
   [key: string]: unknown;
+}
+
+/** Cinder's NoValidBackend: no pool passes the filters. */
+export class NoValidBackend extends Error {
+  constructor() {
+    super('No valid backend was found. No weighed backends available');
+  }
 }
 
 export interface Placement {
@@ -57,9 +65,24 @@ export class SchedulerRole {
       leaseTtlMs: this.config.jobs.leaseTtlMs,
       log: this.log,
       onFailure: async (job, err) => {
-        await this.jobs.withFence(job, (trx) =>
-          trx.updateTable('volumes').set({ status: 'error', error_reason: String(err), updated_at: nowIso() }).where('id', '=', job.resourceId).where('status', '=', 'creating').execute(),
-        );
+        await this.jobs.withFence(job, async (trx) => {
+          const res = await trx
+            .updateTable('volumes')
+            .set({ status: 'error', error_reason: errorText(err), updated_at: nowIso() })
+            .where('id', '=', job.resourceId)
+            .where('status', '=', 'creating')
+            .executeTakeFirst();
+          // Once per failure: a retried job finds the volume already in error.
+          if (res.numUpdatedRows === 0n) return;
+          const vol = await trx.selectFrom('volumes').select('project_id').where('id', '=', job.resourceId).executeTakeFirstOrThrow();
+          await recordUserMessage(trx, {
+            projectId: vol.project_id,
+            resourceType: 'VOLUME',
+            resourceUuid: job.resourceId,
+            action: 'SCHEDULE_ALLOCATE_VOLUME',
+            detail: err instanceof NoValidBackend ? 'NO_BACKEND_AVAILABLE' : 'UNKNOWN_ERROR',
+          });
+        });
       },
     });
     this.worker.start();
@@ -90,7 +113,7 @@ export class SchedulerRole {
       const specs = JSON.parse(vtype?.extra_specs ?? '{}') as Record<string, string>;
       const fitting = (await this.candidates()).filter((c) => matchesExtraSpecs(specs, c.capabilities));
       const choice = choosePool(fitting, vol.size, group?.host ?? null);
-      if (!choice) throw new Error('No valid backend was found. No weighed backends available');
+      if (!choice) throw new NoValidBackend();
       const host = `${choice.serviceHost}#${choice.pool}`;
       const placed = await this.jobs.withFence(job, async (trx) => {
         if (group) {

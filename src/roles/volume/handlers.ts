@@ -10,6 +10,7 @@ import type { JobHandler } from '../worker.js';
 import { getLayer } from './layer-store.js';
 import { GiB, LayerOps, type Fenced } from './layer-ops.js';
 import type { PoolRuntime } from './pool.js';
+import type { TlsGateway } from './gateway.js';
 
 export interface HandlerContext {
   readonly pool: PoolRuntime;
@@ -19,6 +20,8 @@ export interface HandlerContext {
   readonly log: Logger;
   readonly hostname: string;
   readonly tcp: ExportResult['tcp'];
+  /** Present when the pool serves NBD over TCP with TLS (volume.nbdTcp.port > 0). */
+  readonly gateway: TlsGateway | null;
 }
 
 const fencedFor = (ctx: HandlerContext, job: ClaimedJob): Fenced => (fn) => ctx.jobs.withFence(job, fn);
@@ -71,16 +74,21 @@ async function deleteVolumeStorage(ctx: HandlerContext, job: ClaimedJob, volumeI
   const vol = await db.selectFrom('volumes').selectAll().where('id', '=', volumeId).executeTakeFirst();
   if (vol) {
     const exports = await db.selectFrom('attachments').select('export_id').where('volume_id', '=', volumeId).execute();
-    for (const e of exports) if (e.export_id) await removeExport(ctx.pool.qmp, e.export_id);
+    for (const e of exports) {
+      if (!e.export_id) continue;
+      await ctx.gateway?.removeExport(e.export_id);
+      await removeExport(ctx.pool.qmp, e.export_id);
+    }
     await ctx.jobs.withFence(job, async (trx) => {
       if (vol.active_layer_id) await trx.updateTable('layers').set({ state: 'deleting' }).where('id', '=', vol.active_layer_id).execute();
       await trx.updateTable('layers').set({ state: 'deleting' }).where('pending_for', '=', `volume:${volumeId}`).execute();
       await trx.deleteFrom('attachments').where('volume_id', '=', volumeId).execute();
       await trx.deleteFrom('snapshots').where('volume_id', '=', volumeId).execute();
-      await trx.deleteFrom('volumes').where('id', '=', volumeId).execute();
     });
   }
+  // The volume stays visible (deleting) until its space is actually free.
   await ctx.ops.collectGarbage();
+  if (vol) await ctx.jobs.withFence(job, (trx) => trx.deleteFrom('volumes').where('id', '=', volumeId).execute());
 }
 
 export function volumeHandlers(ctx: HandlerContext): Record<string, JobHandler> {
@@ -168,12 +176,17 @@ export function volumeHandlers(ctx: HandlerContext): Record<string, JobHandler> 
       const vol = await db.selectFrom('volumes').selectAll().where('id', '=', job.resourceId).executeTakeFirst();
       if (!vol?.active_layer_id) throw new Error(`volume ${job.resourceId} has no storage to export`);
       const exportId = String(job.payload['exportId']);
-      await addExport(ctx.pool.qmp, { exportId, layerId: vol.active_layer_id, name: exportId, writable: job.payload['writable'] !== false });
-      const result: ExportResult = { exportName: exportId, socketPath: ctx.pool.nbdSocketPath, tcp: ctx.tcp, serviceHostname: ctx.hostname };
+      const writable = job.payload['writable'] !== false;
+      await addExport(ctx.pool.qmp, { exportId, layerId: vol.active_layer_id, name: exportId, writable });
+      const connectorHost = typeof job.payload['connectorHost'] === 'string' ? job.payload['connectorHost'] : null;
+      const remote = ctx.gateway !== null && connectorHost !== null && connectorHost !== ctx.hostname;
+      if (remote) await ctx.gateway!.addExport(exportId, writable);
+      const result: ExportResult = { exportName: exportId, socketPath: ctx.pool.nbdSocketPath, tcp: ctx.tcp, serviceHostname: ctx.hostname, transport: remote ? 'tcp' : 'unix' };
       return result;
     },
 
     unexport_volume: async (job) => {
+      await ctx.gateway?.removeExport(String(job.payload['exportId']));
       await removeExport(ctx.pool.qmp, String(job.payload['exportId']));
       const attachmentId = job.payload['attachmentId'];
       if (typeof attachmentId === 'string') {

@@ -1,7 +1,7 @@
 // One storage pool on this host: a directory of qcow2 layers opened by one
 // qemu-storage-daemon that this process supervises. The state store is the
 // source of truth for the graph; QSD's graph is rebuilt from it at every start.
-import { existsSync, mkdirSync, readdirSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { join, resolve } from 'node:path';
 import { acquireFileLock, type HeldLock } from '../../coordination/file-lock.js';
@@ -91,13 +91,11 @@ export class PoolRuntime {
    *  true when the daemon is fresh (its graph is empty and must be rebuilt). */
   async bringUpDaemon(): Promise<boolean> {
     const run = join(this.dir, 'run');
-    const tcp = this.opts.nbdTcp.port > 0 ? { host: this.opts.nbdTcp.host, port: this.opts.nbdTcp.port, pskDir: this.pskCredentials().dir } : undefined;
     const { daemon, attached } = await QsdDaemon.attachOrStart({
       binary: this.opts.qsdBinary,
       pidFile: join(run, 'qsd.pid'),
       qmpSocket: join(run, 'qmp.sock'),
       nbdSocket: this.nbdSocketPath,
-      ...(tcp ? { nbdTcp: tcp } : {}),
       qmpTimeoutMs: this.opts.qmpTimeoutMs,
     });
     this.daemon = daemon;
@@ -173,10 +171,53 @@ export class PoolRuntime {
     await closeLayer(this.qmp, layerId);
   }
 
-  /** Capacity as the scheduler sees it (Cinder's pool capabilities). */
+  /** Bytes the pool's layer files hold on disk (allocated blocks, not virtual sizes). */
+  private usedBytes(): number {
+    const dir = join(this.dir, 'layers');
+    let used = 0;
+    let names: string[] = [];
+    try {
+      names = readdirSync(dir);
+    } catch {
+      return 0;
+    }
+    for (const name of names) {
+      try {
+        const st = statSync(join(dir, name));
+        used += st.blocks * 512;
+      } catch {
+        // Deleted between the listing and the stat.
+      }
+    }
+    return used;
+  }
+
+  /** Cinder-style volume stats: backend identity plus one pool, whose
+   *  pool_name and free_capacity_gb the scheduler places by. Capacity is the
+   *  configured size; usage is what the qcow2 files hold on disk (thin). */
   capabilities(): Record<string, unknown> {
+    const total = this.opts.pool.capacityGiB;
+    const usedGiB = Math.ceil((this.usedBytes() / 2 ** 30) * 100) / 100;
+    const free = Math.max(0, Math.floor((total - usedGiB) * 100) / 100);
     return {
-      pools: [{ pool_name: this.opts.pool.name, total_capacity_gb: this.opts.pool.capacityGiB, free_capacity_gb: this.opts.pool.capacityGiB, thin_provisioning_support: true }],
+      volume_backend_name: this.opts.pool.name,
+      vendor_name: 'Bulwark',
+      storage_protocol: 'nbd',
+      driver_version: '1.0',
+      pools: [
+        {
+          pool_name: this.opts.pool.name,
+          total_capacity_gb: total,
+          free_capacity_gb: free,
+          allocated_capacity_gb: usedGiB,
+          reserved_percentage: 0,
+          QoS_support: false,
+          thin_provisioning_support: true,
+          thick_provisioning_support: false,
+          multiattach: true,
+          max_over_subscription_ratio: 20,
+        },
+      ],
       nbd_socket: this.nbdSocketPath,
     };
   }

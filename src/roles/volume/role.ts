@@ -12,6 +12,8 @@ import { JobWorker } from '../worker.js';
 import { onRolledForward, recordFailure, volumeHandlers, type HandlerContext } from './handlers.js';
 import { LayerOps } from './layer-ops.js';
 import { PoolRuntime } from './pool.js';
+import { TlsGateway } from './gateway.js';
+import { join } from 'node:path';
 
 export interface VolumeRoleOptions {
   readonly config: BulwarkConfig;
@@ -26,6 +28,8 @@ export class PoolService {
   private worker: JobWorker | null = null;
   private registry: ServiceRegistry | null = null;
   private recovering: Promise<void> | null = null;
+  private gateway: TlsGateway | null = null;
+  private capabilityTimer: NodeJS.Timeout | null = null;
   private stopped = false;
 
   constructor(
@@ -60,6 +64,20 @@ export class PoolService {
       }
     }
     const psk = config.volume.nbdTcp.port > 0 ? this.runtime.pskCredentials() : null;
+    if (psk) {
+      this.gateway = new TlsGateway({
+        runDir: join(this.runtime.dir, 'run'),
+        poolNbdSocket: this.runtime.nbdSocketPath,
+        host: config.volume.nbdTcp.host,
+        port: config.volume.nbdTcp.port,
+        pskDir: psk.dir,
+        qsdBinary: config.volume.qsdBinary,
+        qmpTimeoutMs: config.volume.qmpTimeoutMs,
+        log,
+      });
+      await this.gateway.start();
+      await this.restoreRemoteExports();
+    }
     const ctx: HandlerContext = {
       pool: this.runtime,
       ops: this.ops,
@@ -68,6 +86,7 @@ export class PoolService {
       log,
       hostname: this.hostname,
       tcp: psk ? { host: config.volume.nbdTcp.host, port: config.volume.nbdTcp.port, pskIdentity: psk.identity, pskKey: psk.key } : null,
+      gateway: this.gateway,
     };
     this.worker = new JobWorker({
       jobs,
@@ -82,11 +101,32 @@ export class PoolService {
     this.runtime.onDaemonExit(() => this.recover());
     this.registry = ServiceRegistry.fromConfig(store, config);
     await this.registry.register('cinder-volume', this.runtime.serviceHost, config.availabilityZone, this.runtime.capabilities());
+    // Free space changes with every write; report it with the heartbeat cadence.
+    this.capabilityTimer = setInterval(() => {
+      this.registry?.updateCapabilities('cinder-volume', this.runtime.serviceHost, this.runtime.capabilities()).catch(() => undefined);
+    }, config.jobs.heartbeatIntervalMs);
+    this.capabilityTimer.unref();
     this.worker.start();
   }
 
   kick(): void {
     this.worker?.kick();
+  }
+
+  /** Re-adds the gateway exports of attachments connected over TCP (the gateway
+   *  may have restarted with the host, or be fresh). */
+  private async restoreRemoteExports(): Promise<void> {
+    const rows = await this.opts.store.db
+      .selectFrom('attachments')
+      .innerJoin('volumes', 'volumes.id', 'attachments.volume_id')
+      .select(['attachments.export_id', 'attachments.attach_mode', 'attachments.connection_info'])
+      .where('volumes.host', '=', this.runtime.host)
+      .where('attachments.status', 'in', ['attaching', 'attached'])
+      .execute();
+    for (const r of rows) {
+      const info = JSON.parse(r.connection_info ?? '{}') as { data?: { transport?: string } };
+      if (r.export_id && info.data?.transport === 'tcp') await this.gateway?.addExport(r.export_id, r.attach_mode !== 'ro');
+    }
   }
 
   /** Rebuilds QSD's graph from the store (fresh: the daemon has just started). */
@@ -123,8 +163,10 @@ export class PoolService {
 
   async stop(opts: { keepDaemon: boolean }): Promise<void> {
     this.stopped = true;
+    if (this.capabilityTimer) clearInterval(this.capabilityTimer);
     await this.worker?.stop();
     await this.registry?.stop();
+    await this.gateway?.stop(opts);
     await this.runtime.stop(opts);
   }
 }

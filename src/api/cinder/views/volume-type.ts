@@ -17,8 +17,8 @@ export function volumeTypeView(s: CinderScope, row: VolumeTypeRow): Record<strin
     // only to admins (types_extra_specs:read_sensitive).
     extra_specs: visibleExtraSpecs(extraSpecsOf(row), s.isAdmin),
   };
-  // access_types_qos_specs_id is admin-only; QoS specs are not offered, so null.
-  if (s.isAdmin) body['qos_specs_id'] = null;
+  // access_types_qos_specs_id is admin-only.
+  if (s.isAdmin) body['qos_specs_id'] = row.qos_specs_id;
   // volume_type_access is "system admin or project member": readers do not get it.
   if (!s.isReader) body['os-volume-type-access:is_public'] = row.is_public === 1;
   return body;
