@@ -6,6 +6,9 @@ import type { JobQueue, ClaimedJob } from '../store/jobs.js';
 import { StaleJobError } from '../store/jobs.js';
 import type { Logger } from '../util/log.js';
 
+/** After this many claims a job that keeps hitting transient faults fails for real. */
+const MAX_TRANSIENT_ATTEMPTS = 20;
+
 export type JobHandler = (job: ClaimedJob) => Promise<object | void>;
 
 export type WorkerState = 'starting' | 'running' | 'paused' | 'draining' | 'stopped';
@@ -20,6 +23,9 @@ export interface WorkerOptions {
   readonly log: Logger;
   /** Called when a handler throws, to put the resource into its error status. */
   readonly onFailure?: (job: ClaimedJob, err: unknown) => Promise<void>;
+  /** A transient fault (the data plane restarting): the job is released and run
+   *  again instead of failing its resource. */
+  readonly isRetryable?: (err: unknown) => boolean;
 }
 
 export class JobWorker {
@@ -104,6 +110,12 @@ export class JobWorker {
     } catch (err) {
       if (err instanceof StaleJobError) {
         log.warn({ job: job.id, kind: job.kind }, 'lost the job to another owner; dropping it');
+        return;
+      }
+      if (this.opts.isRetryable?.(err) && job.attempts < MAX_TRANSIENT_ATTEMPTS) {
+        log.warn({ job: job.id, kind: job.kind, attempt: job.attempts, err: errorText(err) }, 'transient failure; the job will run again');
+        await new Promise((r) => setTimeout(r, Math.min(2_000, 100 * job.attempts)));
+        await jobs.release(job).catch(() => undefined);
         return;
       }
       log.error({ job: job.id, kind: job.kind, resource: job.resourceId, err: errorText(err) }, 'job failed');

@@ -112,6 +112,12 @@ export class JobQueue {
     return this.fencedSet(ex, job, { state: 'failed', error, updated_at: nowIso(), lease_expires_at: 0 });
   }
 
+  /** Gives the job back to the queue untouched (a transient fault: its owner
+   *  will, or another may, run it again). */
+  async release(job: ClaimedJob): Promise<boolean> {
+    return this.fencedSet(this.store.db, job, { state: 'queued', owner: null, lease_expires_at: 0, updated_at: nowIso() });
+  }
+
   /** Runs fn in a transaction that first proves the caller still owns the job. */
   async withFence<T>(job: ClaimedJob, fn: (trx: Executor) => Promise<T>): Promise<T> {
     return this.store.transaction(async (trx) => {

@@ -57,7 +57,18 @@ describe('crash recovery (roles as separate processes)', () => {
     await cluster?.stopAll();
   });
 
-  it('kill -9 of the volume role during creates, snapshots and deletes', async () => {
+  /** Round 0 kills the volume role, round 1 qemu-storage-daemon alone (the role
+   *  restarts it), round 2 both at once (a fresh daemon; switches roll forward). */
+  async function crash(round: number): Promise<void> {
+    const qsdPid = Number(readFileSync(join(poolDir, 'run', 'qsd.pid'), 'utf8'));
+    if (round % 3 !== 0) process.kill(qsdPid, 'SIGKILL');
+    if (round % 3 !== 1) {
+      await cluster.kill9(volumeRole);
+      volumeRole = await cluster.start('volume');
+    }
+  }
+
+  it('kill -9 of the volume role, of QSD, and of both, during creates, snapshots and deletes', async () => {
     for (let round = 0; round < 3; round++) {
       const vols: string[] = [];
       for (let i = 0; i < 5; i++) {
@@ -66,8 +77,7 @@ describe('crash recovery (roles as separate processes)', () => {
         vols.push(r.body.volume.id);
       }
       await sleep(20 + round * 40);
-      await cluster.kill9(volumeRole);
-      volumeRole = await cluster.start('volume');
+      await crash(round);
       const vstates = await settle(s, 'volumes', vols);
       const ok = vols.filter((v) => vstates.get(v) === 'available');
       assert.ok([...vstates.values()].every((st) => st === 'available' || st === 'error'), JSON.stringify([...vstates]));
@@ -79,21 +89,18 @@ describe('crash recovery (roles as separate processes)', () => {
         snaps.push(r.body.snapshot.id);
       }
       await sleep(10 + round * 30);
-      await cluster.kill9(volumeRole);
-      volumeRole = await cluster.start('volume');
+      await crash(round);
       const sstates = await settle(s, 'snapshots', snaps);
       assert.ok([...sstates.values()].every((st) => st === 'available' || st === 'error'), JSON.stringify([...sstates]));
 
       for (const id of snaps) await s.call('DELETE', `/snapshots/${id}`);
       await sleep(15 * round);
-      await cluster.kill9(volumeRole);
-      volumeRole = await cluster.start('volume');
+      await crash(round);
       const gone = await settle(s, 'snapshots', snaps);
       assert.ok([...gone.values()].every((st) => st === 'deleted'), JSON.stringify([...gone]));
       for (const v of vols) await s.call('DELETE', `/volumes/${v}`);
       await sleep(10 + round * 20);
-      await cluster.kill9(volumeRole);
-      volumeRole = await cluster.start('volume');
+      await crash(round);
       const dstates = await settle(s, 'volumes', vols);
       assert.ok([...dstates.values()].every((st) => st === 'deleted'), JSON.stringify([...dstates]));
     }

@@ -13,6 +13,7 @@ import { onRolledForward, recordFailure, volumeHandlers, type HandlerContext } f
 import { LayerOps } from './layer-ops.js';
 import { PoolRuntime } from './pool.js';
 import { TlsGateway } from './gateway.js';
+import { QmpClosedError, QmpTimeoutError } from '../../drivers/qmp/connection.js';
 import { join } from 'node:path';
 
 export interface VolumeRoleOptions {
@@ -97,6 +98,9 @@ export class PoolService {
       leaseTtlMs: config.jobs.leaseTtlMs,
       log,
       onFailure: (job, err) => recordFailure(ctx, job, err),
+      // QSD dying under a job is not the job's fault: run it again once the
+      // daemon is back (every handler is idempotent).
+      isRetryable: (err) => err instanceof QmpClosedError || err instanceof QmpTimeoutError || this.runtime.state !== 'running',
     });
     this.runtime.onDaemonExit(() => this.recover());
     this.registry = ServiceRegistry.fromConfig(store, config);
