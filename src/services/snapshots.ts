@@ -154,17 +154,3 @@ export async function updateSnapshotStatus(deps: ServiceDeps, caller: Caller, id
   });
 }
 
-export async function setSnapshotMetadata(deps: ServiceDeps, caller: Caller, id: string, meta: Record<string, string>, mode: 'merge' | 'replace' | { delete: string }): Promise<Record<string, string>> {
-  return deps.store.transaction(async (trx) => {
-    const snap = await getSnapshot(trx, caller, id);
-    let current = JSON.parse(snap.metadata) as Record<string, string>;
-    if (mode === 'replace') current = { ...meta };
-    else if (mode === 'merge') current = { ...current, ...meta };
-    else {
-      if (!(mode.delete in current)) throw notFound(`Snapshot ${id} has no metadata with key ${mode.delete}.`);
-      delete current[mode.delete];
-    }
-    await trx.updateTable('snapshots').set({ metadata: JSON.stringify(current), updated_at: nowIso() }).where('id', '=', id).execute();
-    return current;
-  });
-}

@@ -212,20 +212,6 @@ export async function setBootable(deps: ServiceDeps, caller: Caller, id: string,
   });
 }
 
-export async function setMetadata(deps: ServiceDeps, caller: Caller, id: string, meta: Record<string, string>, mode: 'merge' | 'replace' | { delete: string }): Promise<Record<string, string>> {
-  return deps.store.transaction(async (trx) => {
-    const vol = await getVolume(trx, caller, id);
-    let current = JSON.parse(vol.metadata) as Record<string, string>;
-    if (mode === 'replace') current = { ...meta };
-    else if (mode === 'merge') current = { ...current, ...meta };
-    else {
-      if (!(mode.delete in current)) throw notFound(`Volume ${id} has no metadata with key ${mode.delete}.`);
-      delete current[mode.delete];
-    }
-    await trx.updateTable('volumes').set({ metadata: JSON.stringify(current), updated_at: nowIso() }).where('id', '=', id).execute();
-    return current;
-  });
-}
 
 /** os-retype. Every pool of a deployment stores every type the same way, so a
  *  retype never moves data: it is a compare-and-swap of the type after the same

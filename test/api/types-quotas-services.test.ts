@@ -157,7 +157,7 @@ for (const dialect of dialects) {
       });
     });
 
-    it('enforces per-type limits on POST /volumes', { todo: 'needs volumes.ts to pass the volume type id to enforceQuota' }, async () => {
+    it('enforces per-type limits on POST /volumes', async () => {
       await withApp(dialect, 'quota_per_type_api', async (t) => {
         await t.call('admin', 'POST', '/types', { volume_type: { name: 'gold' } });
         await t.call('admin', 'PUT', `/os-quota-sets/${PROJ_A}`, { quota_set: { volumes_gold: 1 } });

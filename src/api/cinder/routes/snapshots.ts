@@ -1,11 +1,12 @@
 // /v3/{project_id}/snapshots: Cinder's snapshots controller, the snapshot
 // metadata controller and the snapshot actions (admin reset/force-delete and
 // nova's os-update_snapshot_status).
+import { registerMetadataRoutes } from './metadata.js';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import type { SnapshotRow } from '../../../store/schema.js';
 import {
-  createSnapshot, deleteSnapshot, getSnapshot, resetSnapshotStatus, setSnapshotMetadata, updateSnapshot, updateSnapshotStatus,
+  createSnapshot, deleteSnapshot, getSnapshot, resetSnapshotStatus, updateSnapshot, updateSnapshotStatus,
 } from '../../../services/snapshots.js';
 import { badRequest, notFound } from '../../errors.js';
 import { atLeast } from '../../microversion.js';
@@ -48,8 +49,6 @@ const updateSchema = z.object({
     .refine((v) => Object.keys(v).length > 0, 'at least one of name or description is required'),
 }).strict();
 
-const metadataBody = z.object({ metadata: metadataField }).strict();
-const metaItemBody = z.object({ meta: metadataField.refine((m) => Object.keys(m).length === 1, 'meta must hold exactly one item') }).strict();
 
 const resetStatusBody = z.object({ 'os-reset_status': z.object({ status: z.string().min(1) }).strict() }).strict();
 const forceDeleteBody = z.object({ 'os-force_delete': z.record(z.string(), z.unknown()).nullable() }).strict();
@@ -173,41 +172,5 @@ export function registerSnapshotRoutes(app: FastifyInstance, opts: CinderPluginO
     return reply.code(202).send();
   });
 
-  // Metadata sub-resource, as for volumes.
-  app.get('/snapshots/:id/metadata', async (req) => {
-    const row = await getSnapshot(db, scopeOf(req), snapId(req));
-    return { metadata: JSON.parse(row.metadata) as Record<string, string> };
-  });
-  app.post('/snapshots/:id/metadata', async (req) => {
-    const s = scopeOf(req);
-    requireWriter(s);
-    return { metadata: await setSnapshotMetadata(deps, s, snapId(req), parseBody(metadataBody, req.body).metadata, 'merge') };
-  });
-  app.put('/snapshots/:id/metadata', async (req) => {
-    const s = scopeOf(req);
-    requireWriter(s);
-    return { metadata: await setSnapshotMetadata(deps, s, snapId(req), parseBody(metadataBody, req.body).metadata, 'replace') };
-  });
-  app.get('/snapshots/:id/metadata/:key', async (req) => {
-    const row = await getSnapshot(db, scopeOf(req), snapId(req));
-    const key = (req.params as { key: string }).key;
-    const meta = JSON.parse(row.metadata) as Record<string, string>;
-    if (!(key in meta)) throw notFound(`Snapshot ${row.id} has no metadata with key ${key}.`);
-    return { meta: { [key]: meta[key] } };
-  });
-  app.put('/snapshots/:id/metadata/:key', async (req) => {
-    const s = scopeOf(req);
-    requireWriter(s);
-    const key = (req.params as { key: string }).key;
-    const meta = parseBody(metaItemBody, req.body).meta;
-    if (!(key in meta)) throw badRequest('Request body and URI mismatch');
-    await setSnapshotMetadata(deps, s, snapId(req), meta, 'merge');
-    return { meta };
-  });
-  app.delete('/snapshots/:id/metadata/:key', async (req, reply) => {
-    const s = scopeOf(req);
-    requireWriter(s);
-    await setSnapshotMetadata(deps, s, snapId(req), {}, { delete: (req.params as { key: string }).key });
-    return reply.code(200).send();
-  });
+  registerMetadataRoutes(app, deps, { collection: 'snapshots', label: 'Snapshot', load: (ex, s, id) => getSnapshot(ex, s, id) });
 }

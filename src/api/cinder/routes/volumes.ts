@@ -2,7 +2,8 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import type { Executor } from '../../../store/db.js';
 import type { VolumeRow } from '../../../store/schema.js';
-import { createVolume, deleteVolume, getVolume, setMetadata, updateVolume } from '../../../services/volumes.js';
+import { createVolume, deleteVolume, getVolume, updateVolume } from '../../../services/volumes.js';
+import { registerMetadataRoutes } from './metadata.js';
 import { badRequest, notFound } from '../../errors.js';
 import { atLeast } from '../../microversion.js';
 import { descriptionField, metadataField, nameField, parseBody, parseBool, sizeGiB, uuidField } from '../../validate.js';
@@ -53,8 +54,6 @@ const updateSchema = z.object({
     .refine((v) => Object.keys(v).length > 0, 'at least one of name, description or metadata is required'),
 }).strict();
 
-const metadataBody = z.object({ metadata: metadataField }).strict();
-const metaItemBody = z.object({ meta: metadataField.refine((m) => Object.keys(m).length === 1, 'meta must hold exactly one item') }).strict();
 
 export async function renderVolumes(ex: Executor, s: CinderScope, rows: VolumeRow[], bare = false): Promise<Record<string, unknown>[]> {
   if (rows.length === 0) return [];
@@ -180,42 +179,5 @@ export function registerVolumeRoutes(app: FastifyInstance, opts: CinderPluginOpt
     return reply.code(202).send();
   });
 
-  // Metadata sub-resource.
-  const volId = (req: FastifyRequest) => (req.params as { id: string }).id;
-  app.get('/volumes/:id/metadata', async (req) => {
-    const row = await getVolume(db, scopeOf(req), volId(req));
-    return { metadata: JSON.parse(row.metadata) as Record<string, string> };
-  });
-  app.post('/volumes/:id/metadata', async (req) => {
-    const s = scopeOf(req);
-    requireWriter(s);
-    return { metadata: await setMetadata(deps, s, volId(req), parseBody(metadataBody, req.body).metadata, 'merge') };
-  });
-  app.put('/volumes/:id/metadata', async (req) => {
-    const s = scopeOf(req);
-    requireWriter(s);
-    return { metadata: await setMetadata(deps, s, volId(req), parseBody(metadataBody, req.body).metadata, 'replace') };
-  });
-  app.get('/volumes/:id/metadata/:key', async (req) => {
-    const row = await getVolume(db, scopeOf(req), volId(req));
-    const key = (req.params as { key: string }).key;
-    const meta = JSON.parse(row.metadata) as Record<string, string>;
-    if (!(key in meta)) throw notFound(`Volume ${row.id} has no metadata with key ${key}.`);
-    return { meta: { [key]: meta[key] } };
-  });
-  app.put('/volumes/:id/metadata/:key', async (req) => {
-    const s = scopeOf(req);
-    requireWriter(s);
-    const key = (req.params as { key: string }).key;
-    const meta = parseBody(metaItemBody, req.body).meta;
-    if (!(key in meta)) throw badRequest('Request body and URI mismatch');
-    await setMetadata(deps, s, volId(req), meta, 'merge');
-    return { meta };
-  });
-  app.delete('/volumes/:id/metadata/:key', async (req, reply) => {
-    const s = scopeOf(req);
-    requireWriter(s);
-    await setMetadata(deps, s, volId(req), {}, { delete: (req.params as { key: string }).key });
-    return reply.code(200).send();
-  });
+  registerMetadataRoutes(app, deps, { collection: 'volumes', label: 'Volume', load: (ex, s, id) => getVolume(ex, s, id) });
 }
