@@ -39,7 +39,7 @@ export async function startRoles(config: BulwarkConfig, roles: ReadonlySet<RoleN
     await volume.start();
   }
   if (roles.has('scheduler')) {
-    scheduler = new SchedulerRole(config, store, jobs, log);
+    scheduler = new SchedulerRole(config, store, jobs, log, () => volume?.kick());
     await scheduler.start();
   }
   let app: FastifyInstance | null = null;

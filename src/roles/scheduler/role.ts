@@ -50,6 +50,8 @@ export class SchedulerRole {
     private readonly store: Store,
     private readonly jobs: JobQueue,
     private readonly log: Logger,
+    /** Wake-up hint for the roles that will run what this one enqueues (all-in-one). */
+    private readonly kickOthers: () => void = () => undefined,
   ) {}
 
   async start(): Promise<void> {
@@ -127,6 +129,7 @@ export class SchedulerRole {
       });
       if (placed) {
         this.log.info({ volume: vol.id, host }, 'scheduled');
+        this.kickOthers();
         return;
       }
     }
