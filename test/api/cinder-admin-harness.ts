@@ -2,8 +2,8 @@
 // stand in for Keystone (token auth is tested elsewhere), one admin, members
 // of two projects and a reader.
 import assert from 'node:assert/strict';
-import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
-import { ApiError } from '../../src/api/errors.js';
+import Fastify, { type FastifyInstance } from 'fastify';
+import { installApiBehaviour } from '../../src/api/http.js';
 import { cinderPlugin } from '../../src/api/cinder/plugin.js';
 import type { AuthenticatedUser } from '../../src/api/cinder/scope.js';
 import { configSchema, type BulwarkConfig } from '../../src/config/schema.js';
@@ -47,13 +47,7 @@ export async function buildCinderApp(dialect: DialectName, label: string, config
   await ensureDefaultVolumeType(store.db);
   const deps: ServiceDeps = { store, jobs: new JobQueue(store, config.jobs.leaseTtlMs), config };
   const app = Fastify({ logger: false });
-  // The server's error handler is not part of the plugin; this mirrors it:
-  // ApiError in Cinder's fault shape, fastify's own 4xx (bad JSON) likewise.
-  app.setErrorHandler((err: FastifyError | ApiError, _req, reply) => {
-    if (err instanceof ApiError) return reply.code(err.status).headers(err.headers).send(err.toBody());
-    const status = err.statusCode && err.statusCode >= 400 && err.statusCode < 500 ? err.statusCode : 500;
-    return reply.code(status).send(new ApiError(status, err.message).toBody());
-  });
+  installApiBehaviour(app);
   const tokens = new Map(Object.entries(users).map(([k, u]) => [`tok-${k}`, u]));
   await app.register(cinderPlugin, { prefix: '/volume', deps, authenticate: (t: string) => tokens.get(t) ?? null, publicBaseUrl: 'http://bulwark.test/volume' });
   await app.ready();

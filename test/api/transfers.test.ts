@@ -4,10 +4,10 @@
 // request leaves the store exactly as it was.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import fastify, { type FastifyError } from 'fastify';
+import fastify from 'fastify';
+import { installApiBehaviour } from '../../src/api/http.js';
 import { cinderPlugin } from '../../src/api/cinder/plugin.js';
 import type { AuthenticatedUser } from '../../src/api/cinder/scope.js';
-import { ApiError } from '../../src/api/errors.js';
 import { configSchema } from '../../src/config/schema.js';
 import type { ServiceDeps } from '../../src/services/deps.js';
 import { quotaUsage } from '../../src/services/quotas.js';
@@ -66,11 +66,7 @@ async function setup(dialect: DialectName): Promise<Env> {
   await ensureDefaultVolumeType(store.db);
   const deps: ServiceDeps = { store, jobs: new JobQueue(store, 15_000), config };
   const app = fastify({ logger: false });
-  app.setErrorHandler((err: FastifyError | ApiError, _req, reply) => {
-    if (err instanceof ApiError) return reply.code(err.status).headers(err.headers).send(err.toBody());
-    const status = err.statusCode && err.statusCode < 500 ? err.statusCode : 500;
-    return reply.code(status).send(new ApiError(status, err.message).toBody());
-  });
+  installApiBehaviour(app);
   const tokens = new Map<string, AuthenticatedUser>(Object.entries(USERS).map(([k, u]) => [`tok-${k}`, u]));
   await app.register(cinderPlugin, { prefix: '/volume', deps, authenticate: (t) => tokens.get(t) ?? null, publicBaseUrl: 'http://bulwark.test/volume' });
   await app.ready();

@@ -1,9 +1,9 @@
 // The HTTP surface on one port, laid out like devstack's: Keystone under
 // /identity, Cinder under /volume, Glance's version document under /image.
 import { join } from 'node:path';
-import fastify, { type FastifyError, type FastifyInstance } from 'fastify';
+import fastify, { type FastifyInstance } from 'fastify';
 import type { BulwarkConfig } from '../../config/schema.js';
-import { ApiError } from '../../api/errors.js';
+import { installApiBehaviour } from '../../api/http.js';
 import { cinderPlugin } from '../../api/cinder/plugin.js';
 import type { Authenticate } from '../../api/cinder/scope.js';
 import { identityPlugin, IdentityService, loadOrCreateTokenKey, type CatalogService } from '../../api/identity/index.js';
@@ -35,28 +35,7 @@ export async function buildApiApp(deps: ServiceDeps, publicUrl: string, opts: { 
   await ensureDefaultVolumeType(deps.store.db);
   await ensureDefaultGroupType(deps.store.db);
   const app = fastify({ logger: opts.logger ?? false, bodyLimit: 1024 * 1024 });
-  app.setErrorHandler((err: FastifyError | ApiError, req, reply) => {
-    if (err instanceof ApiError) {
-      return reply.code(err.status).headers(err.headers).send(err.toBody());
-    }
-    const status = typeof err.statusCode === 'number' && err.statusCode >= 400 && err.statusCode < 500 ? err.statusCode : 500;
-    if (status === 500) req.log.error({ err }, 'unhandled error');
-    const message = status === 500 ? 'The server has either erred or is incapable of performing the requested operation.' : err.message;
-    return reply.code(status).send(new ApiError(status, message).toBody());
-  });
-  // OpenStack clients send "Content-Type: application/json" on bodiless DELETEs
-  // and actions; an empty body is "no body", not an error.
-  app.removeContentTypeParser('application/json');
-  app.addContentTypeParser('application/json', { parseAs: 'string' }, (_req, text, done) => {
-    const raw = typeof text === 'string' ? text : text.toString('utf8');
-    if (raw.trim() === '') return done(null, undefined);
-    try {
-      done(null, JSON.parse(raw));
-    } catch {
-      done(new ApiError(400, 'Malformed request body: the body is not valid JSON.'), undefined);
-    }
-  });
-  app.setNotFoundHandler((_req, reply) => reply.code(404).send(new ApiError(404, 'The resource could not be found.').toBody()));
+  installApiBehaviour(app);
   const authenticate: Authenticate = (token) => {
     const ctx = identity.verifyToken(token);
     return ctx ? { userId: ctx.userId, userName: ctx.userName, projectId: ctx.projectId, roles: ctx.roles } : null;
