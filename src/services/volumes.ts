@@ -160,6 +160,10 @@ export async function extendVolume(deps: ServiceDeps, caller: Caller, id: string
     const allowed = allowInUse ? ['available', 'in-use'] : ['available'];
     if (!allowed.includes(vol.status)) throw invalidVolume(`Volume status must be ${allowed.join(' or ')} to extend, but current status is: ${vol.status}.`);
     if (newSize <= vol.size) throw invalidInput(`New size for extend must be greater than current size. (current: ${vol.size}, extended: ${newSize}).`);
+    // qemu-storage-daemon 7.2 cannot resize an image while it is exported, so a
+    // connected volume cannot grow online: refuse before anything changes.
+    const connected = await trx.selectFrom('attachments').select('id').where('volume_id', '=', id).where('status', '!=', 'detached').where('export_id', 'is not', null).executeTakeFirst();
+    if (connected) throw invalidVolume(`Volume ${id} is connected (attachment ${connected.id}); extending a connected volume is not supported by this backend. Detach it first.`);
     await enforceQuota(trx, deps.config, vol.project_id, { gigabytes: newSize - vol.size }, newSize, vol.volume_type_id);
     if (!(await casStatus(trx, 'volumes', id, [vol.status], { status: 'extending', error_reason: vol.status }))) throw invalidVolume('Volume status changed concurrently; try again.');
     await deps.jobs.enqueue(trx, { kind: 'extend_volume', target: vol.host, resourceId: id, payload: { newSize, previousStatus: vol.status } });

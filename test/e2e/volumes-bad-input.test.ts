@@ -104,6 +104,10 @@ describe('bad input on volume routes', () => {
     expectFault(await act({ 'os-extend': { new_size: 1 } }), 400, 'extend to the same size');
     expectFault(await act({ 'os-extend': { new_size: 100_000 } }), 413, 'extend over quota');
     expectFault(await act({ 'os-extend': { new_size: 2 } }, otherVol), 404, "extend another project's");
+    const conn = await act({ 'os-initialize_connection': { connector: { host: 'testhost' } } });
+    assert.equal(conn.status, 200);
+    expectFault(await act({ 'os-extend': { new_size: 2 } }), 400, 'extend a connected volume');
+    assert.equal((await act({ 'os-terminate_connection': { connector: { host: 'testhost' } } })).status, 202);
     expectFault(await act({ 'os-reset_status': { status: 'available' } }), 403, 'reset status is admin-only');
     expectFault(await act({ 'os-force_delete': {} }), 403, 'force delete is admin-only');
     expectFault(await d.admin.call('POST', `/volumes/${vol}/action`, { 'os-reset_status': { status: 'sleeping' } }), 400, 'reset to an unknown status');
