@@ -2,14 +2,38 @@
 // by handle. Enough for tests and for reading/writing volumes from a role.
 import { connect, type Socket } from 'node:net';
 import {
-  CMD_DISC, CMD_FLAG_FUA, CMD_FLUSH, CMD_READ, CMD_WRITE, FLAG_FIXED_NEWSTYLE, FLAG_NO_ZEROES, INFO_EXPORT, IHAVEOPT, NBDMAGIC,
-  NbdError, OPTION_REPLY_MAGIC, REP_ACK, REP_FLAG_ERROR, REP_INFO, SIMPLE_REPLY_MAGIC, TRANSMISSION_FLAG_READ_ONLY, encodeGo, encodeRequest,
+  CMD_BLOCK_STATUS, CMD_DISC, CMD_FLAG_FUA, CMD_FLUSH, CMD_READ, CMD_WRITE, FLAG_FIXED_NEWSTYLE, FLAG_NO_ZEROES, INFO_EXPORT, IHAVEOPT, NBDMAGIC,
+  NbdError, OPTION_REPLY_MAGIC, OPT_STRUCTURED_REPLY, REPLY_FLAG_DONE, REPLY_TYPE_BLOCK_STATUS, REPLY_TYPE_ERROR, REPLY_TYPE_ERROR_OFFSET,
+  REPLY_TYPE_OFFSET_DATA, REPLY_TYPE_OFFSET_HOLE, REP_ACK, REP_FLAG_ERROR, REP_INFO, REP_META_CONTEXT, SIMPLE_REPLY_MAGIC, STRUCTURED_REPLY_MAGIC,
+  TRANSMISSION_FLAG_READ_ONLY, encodeGo, encodeOption, encodeRequest, encodeSetMetaContext, type Extent,
 } from './protocol.js';
 
 interface Pending {
+  /** Bytes a simple read reply carries; structured reads fill `buffer` instead. */
   readonly readLength: number;
+  /** Read target for structured replies (chunks may arrive in any order). */
+  readonly buffer?: Buffer;
+  /** Offset of the request, to place structured read chunks. */
+  readonly offset: number;
+  /** Block-status extents per context id. */
+  readonly extents?: Map<number, Extent[]>;
+  error?: NbdError;
   resolve(data: Buffer): void;
   reject(err: Error): void;
+}
+
+export interface ConnectOptions {
+  /** Metadata contexts to negotiate for block status (e.g. base:allocation,
+   *  qemu:allocation-depth); implies structured replies. */
+  readonly metaContexts?: readonly string[];
+}
+
+async function readOptionReply(reader: ByteReader): Promise<{ type: number; data: Buffer }> {
+  const head = await reader.read(20);
+  if (head.readBigUInt64BE(0) !== OPTION_REPLY_MAGIC) throw new NbdError('bad option reply magic');
+  const type = head.readUInt32BE(12);
+  const len = head.readUInt32BE(16);
+  return { type, data: len > 0 ? await reader.read(len) : Buffer.alloc(0) };
 }
 
 /** Buffers socket data and hands out exact byte counts, in order. */
@@ -62,10 +86,12 @@ export class NbdClient {
     private readonly reader: ByteReader,
     readonly size: number,
     readonly readOnly: boolean,
+    /** Negotiated metadata contexts by name → id. */
+    private readonly contexts: ReadonlyMap<string, number>,
   ) {}
 
   /** Connects over a unix socket and selects `exportName` with NBD_OPT_GO. */
-  static async connectUnix(socketPath: string, exportName: string): Promise<NbdClient> {
+  static async connectUnix(socketPath: string, exportName: string, opts: ConnectOptions = {}): Promise<NbdClient> {
     const socket = connect({ path: socketPath });
     const reader = new ByteReader();
     socket.on('data', (c: Buffer) => reader.push(c));
@@ -80,15 +106,25 @@ export class NbdClient {
     const clientFlags = Buffer.alloc(4);
     clientFlags.writeUInt32BE(FLAG_FIXED_NEWSTYLE | FLAG_NO_ZEROES);
     socket.write(clientFlags);
+    const contexts = new Map<string, number>();
+    if (opts.metaContexts && opts.metaContexts.length > 0) {
+      socket.write(encodeOption(OPT_STRUCTURED_REPLY, Buffer.alloc(0)));
+      const sr = await readOptionReply(reader);
+      if (sr.type !== REP_ACK) throw new NbdError('the server refused structured replies');
+      socket.write(encodeSetMetaContext(exportName, opts.metaContexts));
+      for (;;) {
+        const r = await readOptionReply(reader);
+        if (r.type & REP_FLAG_ERROR) throw new NbdError(`the server refused metadata contexts: ${r.data.toString('utf8')}`);
+        if (r.type === REP_META_CONTEXT) contexts.set(r.data.subarray(4).toString('utf8'), r.data.readUInt32BE(0));
+        if (r.type === REP_ACK) break;
+      }
+      for (const name of opts.metaContexts) if (!contexts.has(name)) throw new NbdError(`export ${exportName} does not offer metadata context ${name}`);
+    }
     socket.write(encodeGo(exportName));
     let size = -1;
     let flags = 0;
     for (;;) {
-      const head = await reader.read(20);
-      if (head.readBigUInt64BE(0) !== OPTION_REPLY_MAGIC) throw new NbdError('bad option reply magic');
-      const type = head.readUInt32BE(12);
-      const len = head.readUInt32BE(16);
-      const data = len > 0 ? await reader.read(len) : Buffer.alloc(0);
+      const { type, data } = await readOptionReply(reader);
       if (type & REP_FLAG_ERROR) throw new NbdError(`export ${exportName} refused: ${data.toString('utf8') || `error ${type}`}`);
       if (type === REP_INFO && data.readUInt16BE(0) === INFO_EXPORT) {
         size = Number(data.readBigUInt64BE(2));
@@ -97,7 +133,7 @@ export class NbdClient {
       if (type === REP_ACK) break;
     }
     if (size < 0) throw new NbdError('server sent no export size');
-    const client = new NbdClient(socket, reader, size, (flags & TRANSMISSION_FLAG_READ_ONLY) !== 0);
+    const client = new NbdClient(socket, reader, size, (flags & TRANSMISSION_FLAG_READ_ONLY) !== 0, contexts);
     void client.replyLoop();
     return client;
   }
@@ -105,18 +141,10 @@ export class NbdClient {
   private async replyLoop(): Promise<void> {
     try {
       for (;;) {
-        const head = await this.reader.read(16);
-        if (head.readUInt32BE(0) !== SIMPLE_REPLY_MAGIC) throw new NbdError('bad reply magic');
-        const errno = head.readUInt32BE(4);
-        const handle = head.readBigUInt64BE(8);
-        const p = this.pending.get(handle);
-        if (!p) throw new NbdError(`reply for unknown handle ${handle}`);
-        this.pending.delete(handle);
-        if (errno !== 0) {
-          p.reject(new NbdError(`NBD error ${errno}`, errno));
-          continue;
-        }
-        p.resolve(p.readLength > 0 ? await this.reader.read(p.readLength) : Buffer.alloc(0));
+        const magic = (await this.reader.read(4)).readUInt32BE(0);
+        if (magic === SIMPLE_REPLY_MAGIC) await this.simpleReply();
+        else if (magic === STRUCTURED_REPLY_MAGIC) await this.structuredChunk();
+        else throw new NbdError(`bad reply magic 0x${magic.toString(16)}`);
       }
     } catch (err) {
       for (const p of this.pending.values()) p.reject(err as Error);
@@ -124,17 +152,85 @@ export class NbdClient {
     }
   }
 
-  private request(type: number, flags: number, offset: number, length: number, payload?: Buffer, readLength = 0): Promise<Buffer> {
+  private take(handle: bigint): Pending {
+    const p = this.pending.get(handle);
+    if (!p) throw new NbdError(`reply for unknown handle ${handle}`);
+    return p;
+  }
+
+  private async simpleReply(): Promise<void> {
+    const head = await this.reader.read(12);
+    const errno = head.readUInt32BE(0);
+    const handle = head.readBigUInt64BE(4);
+    const p = this.take(handle);
+    this.pending.delete(handle);
+    if (errno !== 0) return p.reject(new NbdError(`NBD error ${errno}`, errno));
+    p.resolve(p.readLength > 0 ? await this.reader.read(p.readLength) : Buffer.alloc(0));
+  }
+
+  /** One chunk of a structured reply; the request completes on the DONE flag. */
+  private async structuredChunk(): Promise<void> {
+    const head = await this.reader.read(16);
+    const flags = head.readUInt16BE(0);
+    const type = head.readUInt16BE(2);
+    const handle = head.readBigUInt64BE(4);
+    const length = head.readUInt32BE(12);
+    const payload = length > 0 ? await this.reader.read(length) : Buffer.alloc(0);
+    const p = this.take(handle);
+    switch (type) {
+      case REPLY_TYPE_OFFSET_DATA: {
+        const at = Number(payload.readBigUInt64BE(0)) - p.offset;
+        payload.copy(p.buffer!, at, 8);
+        break;
+      }
+      case REPLY_TYPE_OFFSET_HOLE: {
+        const at = Number(payload.readBigUInt64BE(0)) - p.offset;
+        p.buffer!.fill(0, at, at + payload.readUInt32BE(8));
+        break;
+      }
+      case REPLY_TYPE_BLOCK_STATUS: {
+        const id = payload.readUInt32BE(0);
+        const list = p.extents?.get(id) ?? [];
+        let offset = list.reduce((end, e) => Math.max(end, e.offset + e.length), p.offset);
+        for (let i = 4; i + 8 <= payload.length; i += 8) {
+          const len = payload.readUInt32BE(i);
+          list.push({ offset, length: len, flags: payload.readUInt32BE(i + 4) });
+          offset += len;
+        }
+        p.extents?.set(id, list);
+        break;
+      }
+      case REPLY_TYPE_ERROR:
+      case REPLY_TYPE_ERROR_OFFSET: {
+        const errno = payload.readUInt32BE(0);
+        const msgLen = payload.readUInt16BE(4);
+        p.error = new NbdError(`NBD error ${errno}: ${payload.subarray(6, 6 + msgLen).toString('utf8')}`, errno);
+        break;
+      }
+      default:
+        break;
+    }
+    if (flags & REPLY_FLAG_DONE) {
+      this.pending.delete(handle);
+      if (p.error) p.reject(p.error);
+      else p.resolve(p.buffer ?? Buffer.alloc(0));
+    }
+  }
+
+  private request(type: number, flags: number, offset: number, length: number, payload?: Buffer, extra: Partial<Pick<Pending, 'readLength' | 'buffer' | 'extents'>> = {}): Promise<Buffer> {
     if (this.closed) return Promise.reject(new NbdError('client closed'));
     const handle = this.nextHandle++;
     return new Promise((resolve, reject) => {
-      this.pending.set(handle, { readLength, resolve, reject });
+      this.pending.set(handle, { readLength: extra.readLength ?? 0, offset, resolve, reject, ...(extra.buffer ? { buffer: extra.buffer } : {}), ...(extra.extents ? { extents: extra.extents } : {}) });
       this.socket.write(encodeRequest(type, flags, handle, BigInt(offset), length, payload));
     });
   }
 
   read(offset: number, length: number): Promise<Buffer> {
-    return this.request(CMD_READ, 0, offset, length, undefined, length);
+    // With structured replies the data may come in chunks (and holes); without,
+    // as one simple reply of exactly `length` bytes.
+    const structured = this.contexts.size > 0;
+    return this.request(CMD_READ, 0, offset, length, undefined, structured ? { buffer: Buffer.alloc(length) } : { readLength: length });
   }
 
   async write(offset: number, data: Buffer, opts: { fua?: boolean } = {}): Promise<void> {
@@ -143,6 +239,32 @@ export class NbdClient {
 
   async flush(): Promise<void> {
     await this.request(CMD_FLUSH, 0, 0, 0);
+  }
+
+  /** Block status of [offset, offset+length) for one negotiated context. The
+   *  server may describe less than asked; callers loop from the last extent's end. */
+  async blockStatus(context: string, offset: number, length: number): Promise<Extent[]> {
+    const id = this.contexts.get(context);
+    if (id === undefined) throw new NbdError(`metadata context ${context} was not negotiated`);
+    const extents = new Map<number, Extent[]>();
+    await this.request(CMD_BLOCK_STATUS, 0, offset, Math.min(length, 0xffffffff), undefined, { extents });
+    return extents.get(id) ?? [];
+  }
+
+  /** Every extent of the whole export for `context`, walking the export in calls. */
+  async mapAll(context: string, step = 1 << 30): Promise<Extent[]> {
+    const out: Extent[] = [];
+    let offset = 0;
+    while (offset < this.size) {
+      const got = await this.blockStatus(context, offset, Math.min(step, this.size - offset));
+      if (got.length === 0) throw new NbdError(`no block status at offset ${offset}`);
+      for (const e of got) {
+        const length = Math.min(e.length, this.size - e.offset);
+        if (length > 0) out.push({ offset: e.offset, length, flags: e.flags });
+      }
+      offset = out[out.length - 1]!.offset + out[out.length - 1]!.length;
+    }
+    return out;
   }
 
   async close(): Promise<void> {

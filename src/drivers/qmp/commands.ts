@@ -164,6 +164,8 @@ export interface NbdExportArgs {
   description?: string;
   /** Each advertised as meta context qemu:dirty-bitmap:NAME; a read-only export needs them disabled. */
   bitmaps?: string[];
+  /** Advertise qemu:allocation-depth: which layer of the chain holds each extent. */
+  'allocation-depth'?: boolean;
 }
 
 export type ObjectAddArgs = { 'qom-type': string; id: string } & Record<string, JsonValue>;

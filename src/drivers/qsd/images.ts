@@ -283,7 +283,7 @@ export async function snapshotLayers(
 /** Adds an NBD export of a layer; idempotent for the same id on the same node. */
 export async function addExport(
   qmp: QmpConnection,
-  opts: { exportId: string; layerId: string; name: string; writable: boolean; bitmaps?: string[] },
+  opts: { exportId: string; layerId: string; name: string; writable: boolean; bitmaps?: string[]; allocationDepth?: boolean },
 ): Promise<{ added: boolean }> {
   const existing = (await listExports(qmp)).find((e) => e.id === opts.exportId);
   if (existing && !existing.shuttingDown) {
@@ -297,6 +297,7 @@ export async function addExport(
     name: opts.name,
     writable: opts.writable,
     ...(opts.bitmaps ? { bitmaps: opts.bitmaps } : {}),
+    ...(opts.allocationDepth ? { 'allocation-depth': true } : {}),
   });
   return { added: true };
 }
