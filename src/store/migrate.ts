@@ -4,11 +4,13 @@ import type { Store } from './db.js';
 import { initialSchema } from './migrations/0001_initial.js';
 import { transfersSchema } from './migrations/0002_transfers.js';
 import { qosMessagesSchema } from './migrations/0003_qos_messages.js';
+import { layerPinsSchema } from './migrations/0005_layer_pins.js';
 
 const migrations: Record<string, (store: Store) => Migration> = {
   '0001_initial': initialSchema,
   '0002_transfers': transfersSchema,
   '0003_qos_messages': qosMessagesSchema,
+  '0005_layer_pins': layerPinsSchema,
 };
 
 export async function migrateToLatest(store: Store): Promise<void> {

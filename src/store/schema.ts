@@ -185,6 +185,15 @@ export interface JobTable {
   updated_at: string | null;
 }
 
+/** A layer kept alive for a non-volume owner (a backup's change-tracking base). */
+export interface LayerPinTable {
+  layer_id: string;
+  owner_kind: string;
+  owner_id: string;
+  volume_id: string;
+  created_at: string;
+}
+
 export interface Database {
   volumes: VolumeTable;
   snapshots: SnapshotTable;
@@ -199,6 +208,7 @@ export interface Database {
   quotas: QuotaTable;
   quota_classes: QuotaClassTable;
   jobs: JobTable;
+  layer_pins: LayerPinTable;
   transfers: TransferTable;
   qos_specs: QosSpecsTable;
   volume_type_encryption: VolumeTypeEncryptionTable;

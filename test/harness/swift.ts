@@ -38,9 +38,9 @@
 //   the password; `location` is the region SigV4 requests must be scoped to.
 //   account_autocreate creates the account on first use.
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
-import { createSocket, type Socket as UdpSocket } from 'node:dgram';
+import { createSocket } from 'node:dgram';
 import { randomBytes } from 'node:crypto';
-import { appendFileSync, existsSync, mkdirSync, mkdtempSync, openSync, closeSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, createWriteStream, existsSync, mkdirSync, mkdtempSync, openSync, closeSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
@@ -190,6 +190,8 @@ function writeConfigs(dir: string, ports: Record<ServerName, number>, logPort: n
   // Entry points are the filter names with '_' for '-'.
   for (const f of filters) filterSections[`filter:${f}`] = { use: `egg:swift#${f.replace(/-/g, '_')}` };
   filterSections['filter:cache'] = { use: 'egg:swift#memcache', memcache_servers: `127.0.0.1:${cachePort}` };
+  // Only to keep the sha1 deprecation warning out of the log; nothing here uses tempurl.
+  filterSections['filter:tempurl'] = { use: 'egg:swift#tempurl', allowed_digests: 'sha256 sha512' };
   filterSections['filter:s3api'] = { use: 'egg:swift#s3api', location: REGION };
   filterSections['filter:tempauth'] = { use: 'egg:swift#tempauth', user_bulwark_s3: `${password} .admin` };
   writeFileSync(
@@ -211,11 +213,19 @@ async function deadCache(): Promise<{ server: Server; port: number }> {
   return { server, port: typeof addr === 'object' && addr ? addr.port : 0 };
 }
 
-async function syslogSink(file: string): Promise<{ socket: UdpSocket; port: number }> {
+async function syslogSink(file: string): Promise<{ port: number; close(): Promise<void> }> {
+  const out = createWriteStream(file, { flags: 'a' });
   const socket = createSocket('udp4');
-  socket.on('message', (msg) => appendFileSync(file, msg.toString().replace(/^<\d+>/, '') + '\n'));
+  // Each datagram is one line: "<priority>name: message\0".
+  socket.on('message', (msg) => out.write(msg.toString().replace(/^<\d+>/, '').replace(/\0$/, '') + '\n'));
   await new Promise<void>((r) => socket.bind(0, '127.0.0.1', r));
-  return { socket, port: socket.address().port };
+  return {
+    port: socket.address().port,
+    async close() {
+      await new Promise<void>((r) => socket.close(() => r()));
+      await new Promise<void>((r) => out.end(r));
+    },
+  };
 }
 
 async function waitHealthy(url: string, child: ChildProcess, name: string, dir: string, deadline: number): Promise<void> {
@@ -248,7 +258,14 @@ export async function startSwift(): Promise<SwiftS3> {
   const missing = swiftUnavailableReason();
   if (missing) throw new Error(`cannot start Swift: ${missing}`);
   const ports = {} as Record<ServerName, number>;
-  for (const s of SERVERS) ports[s] = await freePort();
+  const taken = new Set<number>();
+  for (const s of SERVERS) {
+    // freePort closes its probe socket, so the kernel may hand the same port out twice.
+    let port = await freePort();
+    while (taken.has(port)) port = await freePort();
+    taken.add(port);
+    ports[s] = port;
+  }
   const dir = await prepare(ports);
   const password = randomBytes(18).toString('base64url');
   const cache = await deadCache();
@@ -256,10 +273,12 @@ export async function startSwift(): Promise<SwiftS3> {
   writeConfigs(dir, ports, log.port, cache.port, password);
 
   const children: ChildProcess[] = [];
-  const stopAll = async (): Promise<void> => {
+  let stopping: Promise<void> | undefined;
+  const stopAll = (): Promise<void> => (stopping ??= stopEverything());
+  const stopEverything = async (): Promise<void> => {
     await Promise.all(children.map(stopChild));
     cache.server.close();
-    log.socket.close();
+    await log.close();
   };
   try {
     const deadline = Date.now() + 30_000;

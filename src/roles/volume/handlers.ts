@@ -11,6 +11,7 @@ import { getLayer } from './layer-store.js';
 import { GiB, LayerOps, type Fenced } from './layer-ops.js';
 import type { PoolRuntime } from './pool.js';
 import type { TlsGateway } from './gateway.js';
+import { computeChangeMap } from './change-map.js';
 
 export interface HandlerContext {
   readonly pool: PoolRuntime;
@@ -89,6 +90,17 @@ async function deleteVolumeStorage(ctx: HandlerContext, job: ClaimedJob, volumeI
   // The volume stays visible (deleting) until its space is actually free.
   await ctx.ops.collectGarbage();
   if (vol) await ctx.jobs.withFence(job, (trx) => trx.deleteFrom('volumes').where('id', '=', volumeId).execute());
+}
+
+/** Exports a layer under the job's exportId: on the pool's unix socket, and
+ *  through the TLS gateway too when the consumer is on another host. */
+async function exportLayer(ctx: HandlerContext, job: ClaimedJob, layerId: string, writable: boolean, allocationDepth: boolean): Promise<ExportResult> {
+  const exportId = String(job.payload['exportId']);
+  await addExport(ctx.pool.qmp, { exportId, layerId, name: exportId, writable, allocationDepth });
+  const connectorHost = typeof job.payload['connectorHost'] === 'string' ? job.payload['connectorHost'] : null;
+  const remote = ctx.gateway !== null && connectorHost !== null && connectorHost !== ctx.hostname;
+  if (remote) await ctx.gateway!.addExport(exportId, writable);
+  return { exportName: exportId, socketPath: ctx.pool.nbdSocketPath, tcp: ctx.tcp, serviceHostname: ctx.hostname, transport: remote ? 'tcp' : 'unix' };
 }
 
 export function volumeHandlers(ctx: HandlerContext): Record<string, JobHandler> {
@@ -175,14 +187,29 @@ export function volumeHandlers(ctx: HandlerContext): Record<string, JobHandler> 
     export_volume: async (job) => {
       const vol = await db.selectFrom('volumes').selectAll().where('id', '=', job.resourceId).executeTakeFirst();
       if (!vol?.active_layer_id) throw new Error(`volume ${job.resourceId} has no storage to export`);
-      const exportId = String(job.payload['exportId']);
-      const writable = job.payload['writable'] !== false;
-      await addExport(ctx.pool.qmp, { exportId, layerId: vol.active_layer_id, name: exportId, writable });
-      const connectorHost = typeof job.payload['connectorHost'] === 'string' ? job.payload['connectorHost'] : null;
-      const remote = ctx.gateway !== null && connectorHost !== null && connectorHost !== ctx.hostname;
-      if (remote) await ctx.gateway!.addExport(exportId, writable);
-      const result: ExportResult = { exportName: exportId, socketPath: ctx.pool.nbdSocketPath, tcp: ctx.tcp, serviceHostname: ctx.hostname, transport: remote ? 'tcp' : 'unix' };
-      return result;
+      return exportLayer(ctx, job, vol.active_layer_id, job.payload['writable'] !== false, false);
+    },
+
+    // A backup service reads a snapshot through this: read-only, with
+    // qemu:allocation-depth, plus the chain of layers under it so the reader can
+    // tell which depths lie above its pinned base (ADR 0007).
+    export_snapshot: async (job) => {
+      const snap = await db.selectFrom('snapshots').selectAll().where('id', '=', job.resourceId).executeTakeFirst();
+      if (!snap?.layer_id) throw new Error(`snapshot ${job.resourceId} has no layer to export`);
+      const result = await exportLayer(ctx, job, snap.layer_id, false, true);
+      const chain: string[] = [];
+      for (let id: string | null = snap.layer_id; id && chain.length < 10_000; ) {
+        chain.push(id);
+        id = (await getLayer(db, id))?.backing_layer_id ?? null;
+      }
+      const baseLayerId = typeof job.payload['baseLayerId'] === 'string' ? job.payload['baseLayerId'] : null;
+      const changes = await computeChangeMap(ctx.pool.nbdSocketPath, result.exportName, chain, baseLayerId);
+      return { ...result, layerId: snap.layer_id, changes };
+    },
+
+    unexport_snapshot: async (job) => {
+      await ctx.gateway?.removeExport(String(job.payload['exportId']));
+      await removeExport(ctx.pool.qmp, String(job.payload['exportId']));
     },
 
     unexport_volume: async (job) => {

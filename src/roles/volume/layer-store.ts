@@ -44,6 +44,9 @@ export async function layerRefs(ex: Executor, host: string): Promise<LayerRefs> 
     for (const v of vols) if (v.active_layer_id) volumeTops.set(v.active_layer_id, v.id);
     const snaps = await ex.selectFrom('snapshots').select(['layer_id']).where('layer_id', 'in', ids).execute();
     for (const s of snaps) if (s.layer_id) snapshotLayers.add(s.layer_id);
+    // A pinned layer is kept like a snapshot's (a backup's tracking base).
+    const pins = await ex.selectFrom('layer_pins').select('layer_id').where('layer_id', 'in', ids).execute();
+    for (const p of pins) snapshotLayers.add(p.layer_id);
   }
   const children = new Map<string, string[]>();
   for (const l of layers) {
