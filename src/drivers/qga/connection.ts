@@ -15,6 +15,8 @@
 //   guest-sync-delimited with a fresh random id. The agent handles requests
 //   strictly in order, so once the reply with that id arrives everything sent
 //   before it has been answered: the stream is clean.
+// - With no client attached the agent polls its port every 100 ms, so the
+//   first resync after the previous client left takes 1 to 100 ms.
 // - Commands run strictly one at a time. qemu-ga 7.2 does echo a request's
 //   "id" (sent here as a second check), but replies to unparseable input carry
 //   none and older agents may not echo it, so order is what correlates.
@@ -22,54 +24,12 @@
 //   guest (a freeze in particular); callers must re-read state.
 import { randomInt } from 'node:crypto';
 import { EventEmitter } from 'node:events';
-import { createConnection, type Socket } from 'node:net';
+import type { Socket } from 'node:net';
+import { QgaClosedError, QgaError, QgaProtocolError, QgaTimeoutError } from './errors.js';
 import { QGA_DELIMITER, QgaFramer, type JsonValue, type QgaFrame, type QgaMessage } from './framer.js';
+import { abortReason, openSocket } from './socket.js';
 
-/** The agent answered a command with {"error": ...}. */
-export class QgaError extends Error {
-  constructor(
-    readonly errorClass: string,
-    readonly desc: string,
-    readonly command: string,
-  ) {
-    super(`guest agent ${command} failed: ${errorClass}: ${desc}`);
-    this.name = 'QgaError';
-  }
-}
-
-export class QgaTimeoutError extends Error {
-  constructor(
-    readonly what: string,
-    readonly timeoutMs: number,
-  ) {
-    super(`guest agent ${what} timed out after ${timeoutMs} ms`);
-    this.name = 'QgaTimeoutError';
-  }
-}
-
-/** The agent sent something a command cannot be answered with; the connection resyncs before the next one. */
-export class QgaProtocolError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'QgaProtocolError';
-  }
-}
-
-/** Who ended the connection: the peer (QEMU exited or dropped us), this side, or a socket error. */
-export type QgaCloseReason = 'peer' | 'client' | 'error';
-
-/** The connection went away; the running and queued commands reject with this. */
-export class QgaClosedError extends Error {
-  readonly reason: QgaCloseReason;
-  readonly command: string | undefined;
-
-  constructor(message: string, opts: { reason: QgaCloseReason; command?: string; cause?: unknown }) {
-    super(message, opts.cause === undefined ? undefined : { cause: opts.cause });
-    this.name = 'QgaClosedError';
-    this.reason = opts.reason;
-    this.command = opts.command;
-  }
-}
+export { QgaClosedError, QgaError, QgaProtocolError, QgaTimeoutError, type QgaCloseReason } from './errors.js';
 
 export interface QgaConnectOptions {
   /** Budget for connecting and the first resync (covers a booting guest). Default 10 s. */
@@ -103,14 +63,8 @@ const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
 const DEFAULT_COMMAND_TIMEOUT_MS = 30_000;
 const DEFAULT_SYNC_ATTEMPT_MS = 300;
 const MAX_SYNC_ATTEMPT_MS = 2_000;
-const CONNECT_RETRY_MS = 50;
 /** randomInt's exclusive upper bound must stay below 2^48; ids also stay exact in a double. */
 const SYNC_ID_LIMIT = 2 ** 47;
-
-function abortReason(signal: AbortSignal): Error {
-  const r: unknown = signal.reason;
-  return r instanceof Error ? r : new Error(String(r ?? 'aborted'));
-}
 
 /** Milliseconds left before `deadline` (Infinity: no deadline). */
 function left(deadline: number): number {
@@ -397,41 +351,5 @@ export class QgaConnection {
     this.closedError = err;
     this.closeWaiter?.(err);
     this.emitter.emit('closed', err);
-  }
-}
-
-/** Connects to the unix socket, retrying while it does not exist yet or refuses (QEMU starting). */
-async function openSocket(path: string, deadline: number, timeoutMs: number, signal: AbortSignal | undefined): Promise<Socket> {
-  for (;;) {
-    if (signal?.aborted) throw abortReason(signal);
-    try {
-      return await new Promise<Socket>((resolve, reject) => {
-        const socket = createConnection({ path });
-        const onAbort = (): void => {
-          socket.destroy();
-          reject(abortReason(signal as AbortSignal));
-        };
-        signal?.addEventListener('abort', onAbort, { once: true });
-        socket.once('connect', () => {
-          signal?.removeEventListener('abort', onAbort);
-          socket.removeListener('error', onError);
-          // Keeps an error before the connection's own handlers attach from crashing the process; 'close' follows it.
-          socket.on('error', () => undefined);
-          resolve(socket);
-        });
-        const onError = (err: Error): void => {
-          signal?.removeEventListener('abort', onAbort);
-          socket.destroy();
-          reject(err);
-        };
-        socket.once('error', onError);
-      });
-    } catch (e) {
-      const code = (e as NodeJS.ErrnoException).code;
-      const retryable = code === 'ENOENT' || code === 'ECONNREFUSED';
-      if (!retryable) throw e;
-      if (left(deadline) <= CONNECT_RETRY_MS) throw new QgaTimeoutError(`connect to ${path} (${code})`, timeoutMs);
-      await new Promise((r) => setTimeout(r, CONNECT_RETRY_MS));
-    }
   }
 }
