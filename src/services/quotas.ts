@@ -34,13 +34,20 @@ export async function quotaUsage(ex: Executor, projectId: string): Promise<Recor
     .select((eb) => eb.fn.countAll<number>().as('n'))
     .where('project_id', '=', projectId)
     .executeTakeFirstOrThrow();
+  // Every backup row counts, whatever its status, as Cinder's reservations do
+  // until the backup is deleted.
+  const bak = await ex
+    .selectFrom('backups')
+    .select((eb) => [eb.fn.countAll<number>().as('n'), eb.fn.coalesce(eb.fn.sum<number>('size'), eb.val(0)).as('gb')])
+    .where('project_id', '=', projectId)
+    .executeTakeFirstOrThrow();
   return {
     volumes: Number(vol.n),
     gigabytes: Number(vol.gb) + Number(snap.gb),
     snapshots: Number(snap.n),
     groups: Number(grp.n),
-    backups: 0,
-    backup_gigabytes: 0,
+    backups: Number(bak.n),
+    backup_gigabytes: Number(bak.gb),
   };
 }
 

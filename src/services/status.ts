@@ -5,7 +5,7 @@ import { nowIso } from '../store/db.js';
 import type { Database } from '../store/schema.js';
 import type { Updateable } from 'kysely';
 
-type StatusTable = 'volumes' | 'snapshots' | 'groups' | 'group_snapshots' | 'attachments';
+type StatusTable = 'volumes' | 'snapshots' | 'groups' | 'group_snapshots' | 'attachments' | 'backups';
 
 export async function casStatus<T extends StatusTable>(
   ex: Executor,

@@ -38,77 +38,84 @@ export async function getVolume(ex: Executor, caller: Caller, id: string): Promi
 }
 
 export async function createVolume(deps: ServiceDeps, caller: Caller, input: CreateVolumeInput): Promise<VolumeRow> {
-  const { store, jobs, config } = deps;
-  const az = input.availabilityZone ?? config.availabilityZone;
-  if (az !== config.availabilityZone) throw invalidInput(`Availability zone '${az}' is invalid.`);
-  const row = await store.transaction(async (trx) => {
-    let size = input.size;
-    let host: string | null = null;
-    let typeRef = input.volumeType;
-    if (input.snapshotId) {
-      const snap = await trx.selectFrom('snapshots').selectAll().where('id', '=', input.snapshotId).executeTakeFirst();
-      if (!snap || (!caller.isAdmin && snap.project_id !== caller.projectId)) throw notFound(`Snapshot ${input.snapshotId} could not be found.`);
-      if (snap.status !== 'available') throw badRequest(`Invalid snapshot: Originating snapshot status must be one of 'available' values`);
-      size ??= snap.size;
-      if (size < snap.size) throw invalidInput(`Volume size '${size}'GB cannot be smaller than the snapshot size ${snap.size}GB. They must be >= original snapshot size.`);
-      const origin = await trx.selectFrom('volumes').select(['host', 'volume_type_id']).where('id', '=', snap.volume_id).executeTakeFirst();
-      host = origin?.host ?? null;
-      typeRef ??= origin?.volume_type_id ?? null;
-    } else if (input.sourceVolid) {
-      const src = await trx.selectFrom('volumes').selectAll().where('id', '=', input.sourceVolid).executeTakeFirst();
-      if (!src || (!caller.isAdmin && src.project_id !== caller.projectId)) throw notFound(`Volume ${input.sourceVolid} could not be found.`);
-      if (!['available', 'in-use'].includes(src.status)) throw invalidVolume(`Volume ${src.id} status must be available or in-use, but current status is: ${src.status}.`);
-      size ??= src.size;
-      if (size < src.size) throw invalidInput(`Volume size '${size}'GB cannot be smaller than original volume size  ${src.size}GB. They must be >= original volume size.`);
-      host = src.host;
-      typeRef ??= src.volume_type_id;
-    }
-    if (size === undefined) throw invalidInput(`Size must be specified when creating a volume without a source.`);
-    const vtype = await resolveVolumeType(trx, caller, typeRef);
-    if (await isEncryptedType(trx, vtype.id)) throw invalidInput('encrypted volume types are not supported by this deployment.');
-    if (input.groupId) {
-      const group = await trx.selectFrom('groups').selectAll().where('id', '=', input.groupId).executeTakeFirst();
-      if (!group || (!caller.isAdmin && group.project_id !== caller.projectId)) throw notFound(`Group ${input.groupId} could not be found.`);
-      if (group.status !== 'available') throw badRequest(`Invalid group: Group status must be available, but current status is: ${group.status}.`);
-      const types = JSON.parse(group.volume_type_ids) as string[];
-      if (!types.includes(vtype.id)) throw invalidInput(`Invalid volume_type provided: ${vtype.id} is not in group ${group.id}.`);
-      host ??= group.host;
-    }
-    await enforceQuota(trx, config, caller.projectId, { volumes: 1, gigabytes: size }, size, vtype.id);
-    const now = nowIso();
-    const volume: VolumeRow = {
-      id: newId(),
-      project_id: caller.projectId,
-      user_id: caller.userId,
-      name: input.name ?? null,
-      description: input.description ?? null,
-      size,
-      status: 'creating',
-      attach_status: 'detached',
-      migration_status: null,
-      volume_type_id: vtype.id,
-      availability_zone: az,
-      host,
-      bootable: 0,
-      multiattach: input.multiattach ? 1 : 0,
-      snapshot_id: input.snapshotId ?? null,
-      source_volid: input.sourceVolid ?? null,
-      group_id: input.groupId ?? null,
-      metadata: JSON.stringify(input.metadata ?? {}),
-      active_layer_id: null,
-      error_reason: null,
-      created_at: now,
-      updated_at: null,
-      launched_at: null,
-    };
-    await trx.insertInto('volumes').values(volume).execute();
-    // A clone or a volume from a snapshot must live beside its source; anything
-    // else is placed by the scheduler.
-    await jobs.enqueue(trx, host ? { kind: 'create_volume', target: host, resourceId: volume.id } : { kind: 'schedule_volume', target: null, resourceId: volume.id });
-    return volume;
-  });
+  const row = await deps.store.transaction((trx) => insertVolume(trx, deps, caller, input));
   deps.kick?.();
   return row;
+}
+
+/**
+ * createVolume's work inside the caller's transaction, for operations that
+ * make a volume as one step of their own (a restore into a new volume): checks,
+ * quota, the row in 'creating' and its create or schedule job. The caller kicks.
+ */
+export async function insertVolume(trx: Executor, deps: ServiceDeps, caller: Caller, input: CreateVolumeInput): Promise<VolumeRow> {
+  const { jobs, config } = deps;
+  const az = input.availabilityZone ?? config.availabilityZone;
+  if (az !== config.availabilityZone) throw invalidInput(`Availability zone '${az}' is invalid.`);
+  let size = input.size;
+  let host: string | null = null;
+  let typeRef = input.volumeType;
+  if (input.snapshotId) {
+    const snap = await trx.selectFrom('snapshots').selectAll().where('id', '=', input.snapshotId).executeTakeFirst();
+    if (!snap || (!caller.isAdmin && snap.project_id !== caller.projectId)) throw notFound(`Snapshot ${input.snapshotId} could not be found.`);
+    if (snap.status !== 'available') throw badRequest(`Invalid snapshot: Originating snapshot status must be one of 'available' values`);
+    size ??= snap.size;
+    if (size < snap.size) throw invalidInput(`Volume size '${size}'GB cannot be smaller than the snapshot size ${snap.size}GB. They must be >= original snapshot size.`);
+    const origin = await trx.selectFrom('volumes').select(['host', 'volume_type_id']).where('id', '=', snap.volume_id).executeTakeFirst();
+    host = origin?.host ?? null;
+    typeRef ??= origin?.volume_type_id ?? null;
+  } else if (input.sourceVolid) {
+    const src = await trx.selectFrom('volumes').selectAll().where('id', '=', input.sourceVolid).executeTakeFirst();
+    if (!src || (!caller.isAdmin && src.project_id !== caller.projectId)) throw notFound(`Volume ${input.sourceVolid} could not be found.`);
+    if (!['available', 'in-use'].includes(src.status)) throw invalidVolume(`Volume ${src.id} status must be available or in-use, but current status is: ${src.status}.`);
+    size ??= src.size;
+    if (size < src.size) throw invalidInput(`Volume size '${size}'GB cannot be smaller than original volume size  ${src.size}GB. They must be >= original volume size.`);
+    host = src.host;
+    typeRef ??= src.volume_type_id;
+  }
+  if (size === undefined) throw invalidInput(`Size must be specified when creating a volume without a source.`);
+  const vtype = await resolveVolumeType(trx, caller, typeRef);
+  if (await isEncryptedType(trx, vtype.id)) throw invalidInput('encrypted volume types are not supported by this deployment.');
+  if (input.groupId) {
+    const group = await trx.selectFrom('groups').selectAll().where('id', '=', input.groupId).executeTakeFirst();
+    if (!group || (!caller.isAdmin && group.project_id !== caller.projectId)) throw notFound(`Group ${input.groupId} could not be found.`);
+    if (group.status !== 'available') throw badRequest(`Invalid group: Group status must be available, but current status is: ${group.status}.`);
+    const types = JSON.parse(group.volume_type_ids) as string[];
+    if (!types.includes(vtype.id)) throw invalidInput(`Invalid volume_type provided: ${vtype.id} is not in group ${group.id}.`);
+    host ??= group.host;
+  }
+  await enforceQuota(trx, config, caller.projectId, { volumes: 1, gigabytes: size }, size, vtype.id);
+  const now = nowIso();
+  const volume: VolumeRow = {
+    id: newId(),
+    project_id: caller.projectId,
+    user_id: caller.userId,
+    name: input.name ?? null,
+    description: input.description ?? null,
+    size,
+    status: 'creating',
+    attach_status: 'detached',
+    migration_status: null,
+    volume_type_id: vtype.id,
+    availability_zone: az,
+    host,
+    bootable: 0,
+    multiattach: input.multiattach ? 1 : 0,
+    snapshot_id: input.snapshotId ?? null,
+    source_volid: input.sourceVolid ?? null,
+    group_id: input.groupId ?? null,
+    metadata: JSON.stringify(input.metadata ?? {}),
+    active_layer_id: null,
+    error_reason: null,
+    created_at: now,
+    updated_at: null,
+    launched_at: null,
+  };
+  await trx.insertInto('volumes').values(volume).execute();
+  // A clone or a volume from a snapshot must live beside its source; anything
+  // else is placed by the scheduler.
+  await jobs.enqueue(trx, host ? { kind: 'create_volume', target: host, resourceId: volume.id } : { kind: 'schedule_volume', target: null, resourceId: volume.id });
+  return volume;
 }
 
 export async function updateVolume(deps: ServiceDeps, caller: Caller, id: string, patch: { name?: string | null; description?: string | null; metadata?: Record<string, string> }): Promise<VolumeRow> {

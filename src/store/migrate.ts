@@ -4,12 +4,14 @@ import type { Store } from './db.js';
 import { initialSchema } from './migrations/0001_initial.js';
 import { transfersSchema } from './migrations/0002_transfers.js';
 import { qosMessagesSchema } from './migrations/0003_qos_messages.js';
+import { backupsSchema } from './migrations/0004_backups.js';
 import { layerPinsSchema } from './migrations/0005_layer_pins.js';
 
 const migrations: Record<string, (store: Store) => Migration> = {
   '0001_initial': initialSchema,
   '0002_transfers': transfersSchema,
   '0003_qos_messages': qosMessagesSchema,
+  '0004_backups': backupsSchema,
   '0005_layer_pins': layerPinsSchema,
 };
 

@@ -213,6 +213,7 @@ export interface Database {
   qos_specs: QosSpecsTable;
   volume_type_encryption: VolumeTypeEncryptionTable;
   messages: MessageTable;
+  backups: BackupTable;
 }
 
 export type VolumeRow = Selectable<VolumeTable>;
@@ -288,3 +289,47 @@ export interface MessageTable {
 export type QosSpecsRow = Selectable<QosSpecsTable>;
 export type VolumeTypeEncryptionRow = Selectable<VolumeTypeEncryptionTable>;
 export type MessageRow = Selectable<MessageTable>;
+
+/** A volume backup (Cinder's backups). The API inserts it and moves it into
+ *  'creating', 'deleting' and 'restoring'; the backup role does the work and
+ *  owns host, object_count, tracking and the byte counters. */
+export interface BackupTable {
+  id: string;
+  project_id: string;
+  user_id: string;
+  volume_id: string;
+  /** Set when the backup is taken from a snapshot of the volume. */
+  snapshot_id: string | null;
+  name: string | null;
+  description: string | null;
+  /** creating | available | deleting | error | error_deleting | restoring */
+  status: string;
+  fail_reason: string | null;
+  /** GiB of the source volume. */
+  size: number;
+  object_count: number;
+  container: string | null;
+  availability_zone: string | null;
+  /** 1 when parent_id is set. */
+  is_incremental: number;
+  parent_id: string | null;
+  /** ISO time the backed-up data was current: the backup's created_at, or its snapshot's. */
+  data_timestamp: string | null;
+  /** The backup service that ran it, set by the role. */
+  host: string | null;
+  /** JSON object, key -> string (3.43). */
+  metadata: string;
+  /** The volume the running (or last) restore writes to. */
+  restore_volume_id: string | null;
+  /** A temporary snapshot the role made for a forced backup of an in-use volume. */
+  temp_snapshot_id: string | null;
+  /** 'allocation-depth' | 'full-read' (ADR 0007), set by the role. */
+  tracking: string | null;
+  bytes_read: number;
+  bytes_total: number;
+  bytes_done: number;
+  created_at: string;
+  updated_at: string | null;
+}
+
+export type BackupRow = Selectable<BackupTable>;

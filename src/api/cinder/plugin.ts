@@ -23,6 +23,7 @@ import { registerQosSpecsRoutes } from './routes/qos-specs.js';
 import { registerEncryptionTypeRoutes } from './routes/encryption-types.js';
 import { registerBackendRoutes } from './routes/backends.js';
 import { registerMessageRoutes } from './routes/messages.js';
+import { registerBackupRoutes } from './routes/backups.js';
 
 export interface CinderPluginOptions {
   readonly deps: ServiceDeps;
@@ -34,7 +35,7 @@ export interface CinderPluginOptions {
 export type RouteRegistrar = (app: FastifyInstance, opts: CinderPluginOptions) => void;
 
 /** Further resources (snapshots, types, groups, ...) add themselves here. */
-export const cinderRouteModules: RouteRegistrar[] = [registerVolumeRoutes, registerVolumeActionRoutes, registerAttachmentRoutes, registerVolumeTypeRoutes, registerTypeSpecRoutes, registerQuotaRoutes, registerServiceRoutes, registerSnapshotRoutes, registerGroupTypeRoutes, registerGroupRoutes, registerGroupSnapshotRoutes, registerTransferRoutes, registerQosSpecsRoutes, registerEncryptionTypeRoutes, registerBackendRoutes, registerMessageRoutes];
+export const cinderRouteModules: RouteRegistrar[] = [registerVolumeRoutes, registerVolumeActionRoutes, registerAttachmentRoutes, registerVolumeTypeRoutes, registerTypeSpecRoutes, registerQuotaRoutes, registerServiceRoutes, registerSnapshotRoutes, registerGroupTypeRoutes, registerGroupRoutes, registerGroupSnapshotRoutes, registerTransferRoutes, registerQosSpecsRoutes, registerEncryptionTypeRoutes, registerBackendRoutes, registerMessageRoutes, registerBackupRoutes];
 
 export async function cinderPlugin(app: FastifyInstance, opts: CinderPluginOptions): Promise<void> {
   app.decorateRequest('cinder', null);
