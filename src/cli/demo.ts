@@ -39,7 +39,7 @@ export async function runDemo(opts: { dataDir: string; keepRunning: boolean; fre
   if (opts.fresh) rmSync(dataDir, { recursive: true, force: true });
   const config = loadConfig({ overrides: { dataDir, logLevel: 'warn', api: { listen: { host: '127.0.0.1', port: 0 } } } });
   say('Starting all-in-one', `data dir ${dataDir} (SQLite state, one qcow2 pool, qemu-storage-daemon)`);
-  const running = await startRoles(config, new Set(['api', 'scheduler', 'volume']), 'demo');
+  const running = await startRoles(config, new Set(['api', 'scheduler', 'volume', 'backup']), 'demo');
   const [openrc] = writeOpenrcFiles(config, running.apiUrl!);
   say('API up', `${running.apiUrl}  (credentials: ${openrc})`);
   const member = config.identity.users.find((u) => u.roles.some((r) => r.role === 'member'))!;

@@ -114,6 +114,20 @@ export const configSchema = z
       .strict()
       .default({ leaseTtlMs: 15_000, pollIntervalMs: 50, heartbeatIntervalMs: 5_000, serviceDownAfterMs: 60_000 }),
     quotas: quotas.default(quotas.parse({})),
+    backup: z
+      .object({
+        /** file:///abs/dir (default: DATA_DIR/backups) or s3://bucket/prefix?endpoint=URL&region=R */
+        repository: z.string().optional(),
+        /** Key file that unlocks the repository (created, 0600, for a new local repository). */
+        keyFile: z.string().optional(),
+        /** JSON {accessKeyId, secretAccessKey} for an s3:// repository; never in the config itself. */
+        s3CredentialsFile: z.string().optional(),
+        /** NBD reads and repository writes in flight. */
+        inFlight: z.number().int().min(1).max(64).default(8),
+        exportTimeoutMs: z.number().int().positive().default(120_000),
+      })
+      .strict()
+      .default({ inFlight: 8, exportTimeoutMs: 120_000 }),
     logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   })
   .strict();

@@ -10,8 +10,9 @@ import { createLogger, type Logger } from '../util/log.js';
 import { buildApiApp, publicUrlOf } from './api/app.js';
 import { SchedulerRole } from './scheduler/role.js';
 import { VolumeRole } from './volume/role.js';
+import { BackupRole } from './backup/role.js';
 
-export type RoleName = 'api' | 'scheduler' | 'volume';
+export type RoleName = 'api' | 'scheduler' | 'volume' | 'backup';
 
 export interface RunningRoles {
   readonly store: Store;
@@ -30,13 +31,19 @@ export async function startRoles(config: BulwarkConfig, roles: ReadonlySet<RoleN
   const jobs = new JobQueue(store, config.jobs.leaseTtlMs);
   let volume: VolumeRole | null = null;
   let scheduler: SchedulerRole | null = null;
+  let backup: BackupRole | null = null;
   const kick = () => {
     scheduler?.kick();
     volume?.kick();
+    backup?.kick();
   };
   if (roles.has('volume')) {
     volume = new VolumeRole({ config, store, jobs, log });
     await volume.start();
+  }
+  if (roles.has('backup')) {
+    backup = new BackupRole(config, store, jobs, log, () => volume?.kick());
+    await backup.start();
   }
   if (roles.has('scheduler')) {
     scheduler = new SchedulerRole(config, store, jobs, log, () => volume?.kick());
@@ -70,6 +77,7 @@ export async function startRoles(config: BulwarkConfig, roles: ReadonlySet<RoleN
     async stop(opts = { keepDaemon: false }) {
       await app?.close();
       await scheduler?.stop();
+      await backup?.stop();
       await volume?.stop(opts);
       await store.close();
     },

@@ -55,7 +55,7 @@ export async function exportBackupRecord(deps: ServiceDeps, caller: Caller, id: 
     metadata: JSON.parse(row.metadata) as Record<string, string>,
     encryption_key_id: null,
     service: BACKUP_SERVICE,
-    driver_info: { format: RECORD_FORMAT, manifest_id: row.id, tracking: row.tracking, created_at: row.created_at },
+    driver_info: { format: RECORD_FORMAT, manifest_id: row.manifest_id ?? row.id, tracking: row.tracking, created_at: row.created_at },
   };
   return { backupService: BACKUP_SERVICE, backupUrl: Buffer.from(JSON.stringify(record), 'utf8').toString('base64') };
 }
@@ -123,8 +123,10 @@ export async function importBackupRecord(deps: ServiceDeps, caller: Caller, back
     if (existing) throw invalidBackup('Backup already exists in database.');
     await enforceQuota(trx, deps.config, caller.projectId, { backups: 1, backup_gigabytes: record.size });
     const parentId = record.parent_id ?? null;
+    const driverInfo = (record as { driver_info?: Record<string, unknown> }).driver_info ?? {};
     const backup: BackupRow = {
       id,
+      manifest_id: typeof driverInfo['manifest_id'] === 'string' ? driverInfo['manifest_id'] : id,
       project_id: caller.projectId,
       user_id: caller.userId,
       volume_id: record.volume_id && uuidField.safeParse(record.volume_id).success ? record.volume_id : IMPORT_VOLUME_ID,

@@ -92,8 +92,10 @@ export async function createBackup(deps: ServiceDeps, caller: Caller, input: Cre
     await enforceQuota(trx, deps.config, caller.projectId, { backups: 1, backup_gigabytes: vol.size });
     const parent = input.incremental ? await findParent(trx, caller, vol.id, snap) : null;
     const now = nowIso();
+    const id = newId();
     const backup: BackupRow = {
-      id: newId(),
+      id,
+      manifest_id: id,
       project_id: caller.projectId,
       user_id: caller.userId,
       volume_id: vol.id,

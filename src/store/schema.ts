@@ -328,6 +328,8 @@ export interface BackupTable {
   bytes_read: number;
   bytes_total: number;
   bytes_done: number;
+  /** Repository manifest id; null until the role has written or found it. */
+  manifest_id: string | null;
   created_at: string;
   updated_at: string | null;
 }

@@ -57,7 +57,7 @@ export function testConfig(dataDir: string, opts: DeployOptions = {}): BulwarkCo
 export async function deploy(opts: DeployOptions = {}): Promise<Deployment> {
   const dataDir = opts.dataDir ?? mkdtempSync(join(tmpdir(), 'bulwark-aio-'));
   const config = testConfig(dataDir, opts);
-  const roles = await startRoles(config, new Set(opts.roles ?? ['api', 'scheduler', 'volume']));
+  const roles = await startRoles(config, new Set(opts.roles ?? ['api', 'scheduler', 'volume', 'backup']));
   const url = roles.apiUrl!;
   const [admin, member, other] = await Promise.all([
     ApiSession.login(url, 'admin', 'admin-pw', 'admin'),

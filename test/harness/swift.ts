@@ -63,7 +63,7 @@ type ServerName = (typeof SERVERS)[number];
 
 // `setup` builds the rings and checks xattrs; `serve` runs one server with our swift.conf.
 const RUNNER = String.raw`
-import os, sys, threading, time
+import json, os, sys, threading, time, types
 from swift.common import utils
 mode, swift_dir = sys.argv[1], sys.argv[2]
 utils.SWIFT_CONF_FILE = os.path.join(swift_dir, 'swift.conf')
@@ -97,6 +97,47 @@ def watch_parent():
         sleep(0.5)
     exit_now(0)
 threading.Thread(target=watch_parent, daemon=True).start()
+class DictCache(object):
+    # The MemcacheRing calls Swift makes, on a dict. Values go through JSON as
+    # they would through memcached, so callers never share mutable objects.
+    def __init__(self):
+        self.d = {}
+    def _live(self, key):
+        item = self.d.get(key)
+        if item is not None and item[0] and item[0] < time.time():
+            del self.d[key]
+            item = None
+        return item
+    def get(self, key, *args, **kwargs):
+        item = self._live(key)
+        return None if item is None else json.loads(item[1])
+    def set(self, key, value, serialize=True, time=0, *args, **kwargs):
+        self.d[key] = (_expiry(time), json.dumps(value))
+    def incr(self, key, delta=1, time=0, *args, **kwargs):
+        item = self._live(key)
+        value = max(0, int(json.loads(item[1]) if item else 0) + int(delta))
+        self.d[key] = (item[0] if item else _expiry(time), json.dumps(value))
+        return value
+    def decr(self, key, delta=1, time=0, *args, **kwargs):
+        return self.incr(key, -delta, time)
+    def delete(self, key, *args, **kwargs):
+        self.d.pop(key, None)
+    def get_multi(self, keys, server_key=None, *args, **kwargs):
+        return [self.get(k) for k in keys]
+    def set_multi(self, mapping, server_key=None, serialize=True, time=0, *args, **kwargs):
+        for k, v in mapping.items():
+            self.set(k, v, time=time)
+def _expiry(ttl):
+    return time.time() + ttl if ttl else 0
+def cache_filter_factory(global_conf, **local_conf):
+    cache = DictCache()
+    def make(app):
+        def middleware(env, start_response):
+            env['swift.cache'] = cache
+            return app(env, start_response)
+        return middleware
+    return make
+sys.modules['bulwark_swift_cache'] = types.SimpleNamespace(filter_factory=cache_filter_factory)
 from swift.common.wsgi import run_wsgi
 kwargs = {}
 if server == 'object-server':
@@ -189,7 +230,7 @@ function writeConfigs(dir: string, ports: Record<ServerName, number>, logPort: n
   const filterSections: Record<string, Record<string, string | number>> = {};
   // Entry points are the filter names with '_' for '-'.
   for (const f of filters) filterSections[`filter:${f}`] = { use: `egg:swift#${f.replace(/-/g, '_')}` };
-  filterSections['filter:cache'] = { use: 'egg:swift#memcache', memcache_servers: `127.0.0.1:${cachePort}` };
+  filterSections['filter:cache'] = { 'paste.filter_factory': 'bulwark_swift_cache:filter_factory' };
   // Only to keep the sha1 deprecation warning out of the log; nothing here uses tempurl.
   filterSections['filter:tempurl'] = { use: 'egg:swift#tempurl', allowed_digests: 'sha256 sha512' };
   filterSections['filter:s3api'] = { use: 'egg:swift#s3api', location: REGION };

@@ -216,8 +216,11 @@ export class S3ObjectStore implements ObjectStore {
   private wrap(op: string, key: string, err: unknown): Error {
     if (err instanceof S3ServiceException) {
       const status = err.$metadata.httpStatusCode;
-      // A bodiless 403 (HEAD) has no code, only the status.
-      if (AUTH_CODES.has(err.name) || status === 401 || status === 403) return new S3AuthError(this.describe, err.name, { cause: err });
+      // A HEAD answer has no body, hence no error code: the SDK calls it "Unknown"
+      // (older releases used the status text), so name it by its status instead.
+      if (AUTH_CODES.has(err.name) || status === 401 || status === 403) {
+        return new S3AuthError(this.describe, AUTH_CODES.has(err.name) ? err.name : `HTTP ${status ?? '?'}`, { cause: err });
+      }
       return new Error(`S3 ${op} ${key} on ${this.describe} failed: ${err.name} (HTTP ${status ?? '?'})`, { cause: err });
     }
     const msg = err instanceof Error ? `${err.name}: ${err.message}` : String(err);

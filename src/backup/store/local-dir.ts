@@ -1,0 +1,189 @@
+// The ObjectStore port on a local directory (a disk, or an NFS/CIFS mount of a
+// backup target). Keys are paths below the root; chunk keys fan out on their
+// first two characters so no directory holds more than ~1/256 of the chunks.
+//
+// put is atomic and durable: the bytes go to a temp file in the destination
+// directory, are fsynced, renamed over the key, and the directory is fsynced,
+// so after a crash a key holds either its old object or the whole new one.
+import { randomBytes } from 'node:crypto';
+import { mkdir, open, readdir, readFile, rename, stat, unlink } from 'node:fs/promises';
+import { dirname, join, relative, sep } from 'node:path';
+import { ObjectNotFoundError, type ObjectStore, type ObjectStoreCapabilities } from './object-store.js';
+
+/** A filesystem condition that retrying will not fix: no space, or no permission. */
+export class LocalStoreError extends Error {
+  override readonly name = 'LocalStoreError';
+  constructor(
+    readonly code: 'ENOSPC' | 'EACCES' | 'EROFS',
+    readonly op: string,
+    readonly key: string,
+    readonly root: string,
+    options: { cause: unknown },
+  ) {
+    const what =
+      code === 'ENOSPC'
+        ? 'no space left on the device (or quota exhausted)'
+        : code === 'EROFS'
+          ? 'the filesystem is read-only'
+          : 'permission denied';
+    super(`backup store ${root}: cannot ${op} ${key}: ${what}`, options);
+  }
+}
+
+const SEGMENT = /^[A-Za-z0-9_-][A-Za-z0-9._-]*$/;
+const CHUNK_PREFIX = 'chunks/';
+const TEMP_PREFIX = '.tmp-';
+
+function errnoOf(err: unknown): string | undefined {
+  return typeof err === 'object' && err !== null && 'code' in err && typeof err.code === 'string' ? err.code : undefined;
+}
+
+export class LocalDirStore implements ObjectStore {
+  readonly capabilities: ObjectStoreCapabilities = { atomicPut: true, conditionalPut: false };
+  readonly describe: string;
+  // Directories known to exist, so a put does not mkdir on every call.
+  private readonly knownDirs = new Set<string>();
+
+  constructor(readonly root: string) {
+    this.describe = `dir:${root}`;
+  }
+
+  /** The file a key lives in. Rejects keys that could escape the root or collide with temp files. */
+  pathOf(key: string): string {
+    const parts = key.split('/');
+    if (parts.length === 0 || parts.some((p) => !SEGMENT.test(p))) throw new Error(`invalid object key ${JSON.stringify(key)}`);
+    if (key.startsWith(CHUNK_PREFIX)) {
+      // Only flat chunk keys: a nested one would be ambiguous with the fan-out directories.
+      const name = parts[1]!;
+      if (parts.length !== 2 || name.length < 3) throw new Error(`invalid chunk key ${JSON.stringify(key)}`);
+      return join(this.root, 'chunks', name.slice(0, 2), name);
+    }
+    return join(this.root, ...parts);
+  }
+
+  private keyOf(path: string): string | undefined {
+    const parts = relative(this.root, path).split(sep);
+    if (parts.some((p) => p.startsWith('.'))) return undefined;
+    if (parts[0] === 'chunks') {
+      if (parts.length !== 3 || parts[2]!.slice(0, 2) !== parts[1]) return undefined;
+      return `${CHUNK_PREFIX}${parts[2]}`;
+    }
+    return parts.join('/');
+  }
+
+  private fail(err: unknown, op: string, key: string): unknown {
+    const code = errnoOf(err);
+    if (code === 'ENOSPC' || code === 'EDQUOT') return new LocalStoreError('ENOSPC', op, key, this.root, { cause: err });
+    if (code === 'EACCES' || code === 'EPERM') return new LocalStoreError('EACCES', op, key, this.root, { cause: err });
+    if (code === 'EROFS') return new LocalStoreError('EROFS', op, key, this.root, { cause: err });
+    return err;
+  }
+
+  async put(key: string, data: Uint8Array, opts?: { signal?: AbortSignal }): Promise<void> {
+    const path = this.pathOf(key);
+    const dir = dirname(path);
+    const tmp = join(dir, `${TEMP_PREFIX}${randomBytes(8).toString('hex')}`);
+    try {
+      await this.ensureDir(dir);
+      const fh = await open(tmp, 'wx', 0o600).catch(async (err: unknown) => {
+        // The directory was removed behind our cache: create it again, once.
+        if (errnoOf(err) !== 'ENOENT') throw err;
+        this.knownDirs.delete(dir);
+        await this.ensureDir(dir);
+        return open(tmp, 'wx', 0o600);
+      });
+      try {
+        await fh.writeFile(data, opts?.signal ? { signal: opts.signal } : {});
+        await fh.sync();
+      } finally {
+        await fh.close();
+      }
+      await rename(tmp, path);
+      await fsyncDir(dir);
+    } catch (err) {
+      await unlink(tmp).catch(() => undefined);
+      throw this.fail(err, 'store', key);
+    }
+  }
+
+  async get(key: string, opts?: { signal?: AbortSignal }): Promise<Uint8Array> {
+    const path = this.pathOf(key);
+    try {
+      return await readFile(path, opts?.signal ? { signal: opts.signal } : {});
+    } catch (err) {
+      if (errnoOf(err) === 'ENOENT') throw new ObjectNotFoundError(key);
+      throw this.fail(err, 'read', key);
+    }
+  }
+
+  async has(key: string): Promise<boolean> {
+    try {
+      return (await stat(this.pathOf(key))).isFile();
+    } catch (err) {
+      if (errnoOf(err) === 'ENOENT') return false;
+      throw this.fail(err, 'stat', key);
+    }
+  }
+
+  async *list(prefix: string): AsyncIterable<string> {
+    // Walk only the directory the prefix names (its part up to the last '/').
+    const cut = prefix.lastIndexOf('/');
+    const dirKey = cut < 0 ? '' : prefix.slice(0, cut);
+    if (dirKey !== '' && dirKey.split('/').some((p) => !SEGMENT.test(p))) return;
+    let start = dirKey === '' ? this.root : join(this.root, ...dirKey.split('/'));
+    // A prefix of a chunk id narrows the walk to its fan-out directory.
+    if (dirKey === 'chunks' && prefix.length >= CHUNK_PREFIX.length + 2) start = join(start, prefix.slice(CHUNK_PREFIX.length, CHUNK_PREFIX.length + 2));
+    for await (const path of this.walk(start, prefix)) {
+      const key = this.keyOf(path);
+      if (key !== undefined && key.startsWith(prefix)) yield key;
+    }
+  }
+
+  private async *walk(dir: string, prefix: string): AsyncIterable<string> {
+    let entries;
+    try {
+      entries = await readdir(dir, { withFileTypes: true });
+    } catch (err) {
+      const code = errnoOf(err);
+      if (code === 'ENOENT' || code === 'ENOTDIR') return;
+      throw this.fail(err, 'list', prefix);
+    }
+    for (const e of entries) {
+      if (e.name.startsWith('.')) continue; // temp files of puts in progress or interrupted
+      const path = join(dir, e.name);
+      if (e.isDirectory()) yield* this.walk(path, prefix);
+      else if (e.isFile()) yield path;
+    }
+  }
+
+  async delete(key: string): Promise<void> {
+    try {
+      await unlink(this.pathOf(key));
+    } catch (err) {
+      if (errnoOf(err) === 'ENOENT') return;
+      throw this.fail(err, 'delete', key);
+    }
+  }
+
+  private async ensureDir(dir: string): Promise<void> {
+    if (this.knownDirs.has(dir)) return;
+    const first = await mkdir(dir, { recursive: true, mode: 0o700 });
+    if (first !== undefined) {
+      // Make the new directory entries durable: fsync each created directory's parent.
+      for (let d = dir; ; d = dirname(d)) {
+        await fsyncDir(dirname(d));
+        if (d === first || dirname(d) === d) break;
+      }
+    }
+    this.knownDirs.add(dir);
+  }
+}
+
+async function fsyncDir(dir: string): Promise<void> {
+  const fh = await open(dir, 'r');
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}

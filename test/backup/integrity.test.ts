@@ -1,0 +1,158 @@
+// Tampering and damage: every chunk and metadata object is authenticated on
+// read, verify names the damaged chunks and every backup that needs them.
+import assert from 'node:assert/strict';
+import { readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { after, before, beforeEach, describe, it } from 'node:test';
+import { AuthError, ChunkMissingError, Repository } from '../../src/backup/repository/index.js';
+import { LocalDirStore } from '../../src/backup/store/local-dir.js';
+import { backupImage, FAST, makeImage, MiB, newRepo, PASS, restore, tempDir } from './helpers.js';
+
+describe('backup repository: integrity', () => {
+  let dir: string;
+  let cleanup: () => Promise<void>;
+  let repo: Repository;
+  let store: LocalDirStore;
+  // a: slots 0-3 (random, text, random, text); b shares slots 0 and 1 with a; c shares nothing.
+  const imgA = makeImage(4 * MiB, [
+    [0, MiB, 'random'],
+    [MiB, MiB, 'text'],
+    [2 * MiB, MiB, 'random'],
+    [3 * MiB, MiB, 'text'],
+  ]);
+  const imgB = Buffer.concat([imgA.subarray(0, 2 * MiB), makeImage(2 * MiB, [[0, 2 * MiB, 'random']])]);
+  const imgC = makeImage(2 * MiB, [[0, 2 * MiB, 'random']]);
+  let ids: string[] = [];
+  const saved = new Map<string, Buffer>();
+
+  const chunkPath = (id: string): string => store.pathOf(`chunks/${id}`);
+
+  before(async () => {
+    ({ dir, cleanup } = await tempDir());
+    ({ repo, store } = await newRepo(dir));
+    const a = await backupImage(repo, imgA, { backupId: 'a' });
+    await backupImage(repo, imgB, { backupId: 'b' }, 'vol-b');
+    await backupImage(repo, imgC, { backupId: 'c' }, 'vol-c');
+    ids = [0, 1, 2, 3].map((i) => a.table.idAt(i));
+    for (const id of ids) saved.set(id, await readFile(chunkPath(id)));
+  });
+  // Each test damages something; start every test from the intact objects.
+  beforeEach(async () => {
+    for (const [id, bytes] of saved) await writeFile(chunkPath(id), bytes);
+  });
+  after(async () => {
+    await repo.close();
+    await cleanup();
+  });
+
+  it('an intact repository verifies clean and restores', async () => {
+    const report = await repo.verify();
+    assert.deepEqual(report.damaged, []);
+    assert.deepEqual(report.backups, ['a', 'b', 'c']);
+    assert.equal(report.checked, 4 + 2 + 2);
+    assert.ok((await restore(repo, 'a')).equals(imgA));
+  });
+
+  it('a flipped byte in a chunk: read throws AuthError, verify names the chunk and every backup using it', async () => {
+    const shared = ids[0]!;
+    const bytes = Buffer.from(saved.get(shared)!);
+    bytes[bytes.length >> 1]! ^= 0x01;
+    await writeFile(chunkPath(shared), bytes);
+
+    await assert.rejects(restore(repo, 'a'), (err: unknown) => err instanceof AuthError && err.objectKey === `chunks/${shared}`);
+    await assert.rejects(restore(repo, 'b'), AuthError);
+    assert.ok((await restore(repo, 'c')).equals(imgC));
+
+    const report = await repo.verify();
+    assert.equal(report.damaged.length, 1);
+    assert.equal(report.damaged[0]!.chunkId, shared);
+    assert.equal(report.damaged[0]!.problem, 'corrupt');
+    assert.deepEqual(report.damaged[0]!.backups, ['a', 'b']);
+    // Verifying only c does not read the damaged chunk; verifying only a still names b.
+    assert.deepEqual((await repo.verify(['c'])).damaged, []);
+    assert.deepEqual((await repo.verify(['a'])).damaged[0]!.backups, ['a', 'b']);
+  });
+
+  it('a flipped compression flag or a truncated chunk fails authentication', async () => {
+    const id = ids[1]!; // text: stored compressed
+    const flag = Buffer.from(saved.get(id)!);
+    assert.equal(flag[1], 1);
+    flag[1] = 0;
+    await writeFile(chunkPath(id), flag);
+    await assert.rejects(restore(repo, 'a'), AuthError);
+    await writeFile(chunkPath(id), saved.get(id)!.subarray(0, 100));
+    await assert.rejects(restore(repo, 'a'), AuthError);
+  });
+
+  it("a chunk swapped for another chunk's object fails authentication (the id is the AAD)", async () => {
+    await writeFile(chunkPath(ids[2]!), saved.get(ids[3]!)!);
+    await assert.rejects(restore(repo, 'a'), (err: unknown) => err instanceof AuthError && err.objectKey === `chunks/${ids[2]}` && /tag mismatch/.test(err.detail));
+    const report = await repo.verify(['a']);
+    assert.deepEqual(
+      report.damaged.map((d) => [d.chunkId, d.problem]),
+      [[ids[2], 'corrupt']],
+    );
+  });
+
+  it('a missing chunk is reported as missing', async () => {
+    await store.delete(`chunks/${ids[3]}`);
+    await assert.rejects(restore(repo, 'a'), ChunkMissingError);
+    const report = await repo.verify();
+    assert.deepEqual(
+      report.damaged.map((d) => [d.chunkId, d.problem, d.backups]),
+      [[ids[3], 'missing', ['a']]],
+    );
+  });
+
+  it('manifests are authenticated and bound to their backup id', async () => {
+    const original = Buffer.from(await store.get('manifests/c'));
+    try {
+      await store.put('manifests/c', await store.get('manifests/a')); // c now holds a's manifest
+      await assert.rejects(repo.readManifest('c'), AuthError);
+      const report = await repo.verify();
+      assert.deepEqual(report.unreadableManifests.map((u) => u.backupId), ['c']);
+      const flipped = Buffer.from(original);
+      flipped[20]! ^= 0x80;
+      await store.put('manifests/c', flipped);
+      await assert.rejects(repo.readManifest('c'), AuthError);
+      // gc refuses to run past a manifest it cannot read: it might reference anything.
+      await assert.rejects(repo.gc(), /nothing deleted/);
+      assert.ok(await store.has(`chunks/${ids[0]}`));
+    } finally {
+      await store.put('manifests/c', original);
+    }
+    assert.ok((await restore(repo, 'c')).equals(imgC));
+  });
+
+  it('an edited config parameter is detected on open', async () => {
+    const original = await store.get('config');
+    try {
+      const config = JSON.parse(Buffer.from(original).toString('utf8')) as { chunker: { size: number } };
+      config.chunker.size = 2 * MiB;
+      await store.put('config', Buffer.from(JSON.stringify(config)));
+      await assert.rejects(Repository.open(store, PASS, FAST), (err: unknown) => err instanceof AuthError && err.objectKey === 'config');
+    } finally {
+      await store.put('config', original);
+    }
+  });
+
+  it('a damaged index object is skipped, never trusted', async () => {
+    const keys: string[] = [];
+    for await (const k of store.list('index/')) keys.push(k);
+    assert.ok(keys.length > 0);
+    for (const k of keys) {
+      const b = Buffer.from(await store.get(k));
+      b[b.length - 1]! ^= 1;
+      await store.put(k, b);
+    }
+    const fresh = await Repository.open(store, PASS, FAST);
+    try {
+      // Dedup still works, through the store.
+      const m = await backupImage(fresh, imgA, { backupId: 'a2' });
+      assert.equal(m.stats.newChunks, 0);
+      assert.ok((await restore(fresh, 'a2')).equals(imgA));
+    } finally {
+      await fresh.close();
+    }
+  });
+});
