@@ -30,7 +30,7 @@ for _ in $(seq 1 150); do
   sleep 0.2
 done
 
-TEMPEST_VENDOR_NAME="${TEMPEST_VENDOR_NAME:-Bulwark}" TEMPEST_STORAGE_PROTOCOL="${TEMPEST_STORAGE_PROTOCOL:-nbd}" BULWARK_URL="http://127.0.0.1:$PORT" TEMPEST_ACCOUNTS="$WORK/accounts.yaml" TEMPEST_CONCURRENCY="$WORKERS" \
+TEMPEST_BACKUP="${TEMPEST_BACKUP:-true}" TEMPEST_VENDOR_NAME="${TEMPEST_VENDOR_NAME:-Bulwark}" TEMPEST_STORAGE_PROTOCOL="${TEMPEST_STORAGE_PROTOCOL:-nbd}" BULWARK_URL="http://127.0.0.1:$PORT" TEMPEST_ACCOUNTS="$WORK/accounts.yaml" TEMPEST_CONCURRENCY="$WORKERS" \
   TEMPEST_WORKSPACE="$WORK/ws" bash "$ROOT/scripts/tempest/run.sh" | tee "$WORK/run.out"
 rc=${PIPESTATUS[0]}
 line=$(grep -E '^passed [0-9]+, failed [0-9]+, skipped [0-9]+' "$WORK/run.out" | tail -1)

@@ -19,6 +19,12 @@ export interface RepositoryOptions {
   readonly lockRenewMs?: number;
   /** A lock (or a gc run) not renewed for this long is considered dead. Default 30 min. */
   readonly lockExpiryMs?: number;
+  /**
+   * A gc run's record not renewed for this long is dead: committing writers stop
+   * waiting for it, and the run itself stops deleting at half of it. Must exceed
+   * twice the clock skew between hosts. Default 2 min.
+   */
+  readonly gcExpiryMs?: number;
   /** gc waits this long between listing chunks and reading locks. Default lockRenewMs + 5 s. */
   readonly gcSettleMs?: number;
   /** How often a committing writer polls for a running gc to finish. Default 1 s. */

@@ -45,7 +45,7 @@ export async function collectGarbage(ctx: RepoContext, opts: GcOptions = {}): Pr
   const expiry = opts.lockExpiryMs ?? ctx.options.lockExpiryMs;
   const dryRun = opts.dryRun ?? false;
   const runId = `${Date.now().toString(36)}-${randomBytes(4).toString('hex')}`;
-  const run = new GcRun(ctx, runId, ctx.options.lockExpiryMs);
+  const run = new GcRun(ctx, runId, ctx.options.gcExpiryMs);
   await run.start();
   try {
     const present = new ChunkIdSet();

@@ -172,7 +172,7 @@ export async function listGcRecords(ctx: RepoContext): Promise<GcRecord[]> {
     const raw = await getSealed(ctx, key, 'gc', runId);
     if (raw === null) continue;
     const body = parse<GcBody>(raw);
-    out.push({ ...body, running: body.finishedAt === null && now - body.renewedAt < ctx.options.lockExpiryMs });
+    out.push({ ...body, running: body.finishedAt === null && now - body.renewedAt < ctx.options.gcExpiryMs });
   }
   return out;
 }
@@ -200,7 +200,7 @@ export class GcRun {
   /**
    * False once our record may look dead to a writer: a committing writer stops
    * waiting for a gc whose record is older than the expiry, so we must not
-   * delete past half of it.
+   * delete past half of it (the other half is the margin for clock skew).
    */
   fresh(): boolean {
     return Date.now() - this.renewedAt < this.expiryMs / 2;

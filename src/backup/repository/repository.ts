@@ -40,6 +40,7 @@ function resolveOptions(o: RepositoryOptions): ResolvedOptions {
     maxBytesInFlight: o.maxBytesInFlight ?? 64 * MiB,
     lockRenewMs,
     lockExpiryMs: o.lockExpiryMs ?? 30 * 60_000,
+    gcExpiryMs: o.gcExpiryMs ?? 120_000,
     gcSettleMs: o.gcSettleMs ?? lockRenewMs + 5_000,
     gcPollMs: o.gcPollMs ?? 1_000,
   };
