@@ -8,6 +8,7 @@ PACKAGES=(
   curl qemu-utils qemu-system-common qemu-system-x86 libnbd-bin nbdkit e2fsprogs
   postgresql redis-server etcd-server restic busybox-static
   python3-openstackclient python3-cinderclient tempest
+  swift swift-proxy swift-object swift-container swift-account python3-swift
 )
 
 missing=()
@@ -21,7 +22,7 @@ if [ "${#missing[@]}" -gt 0 ]; then
   $SUDO apt-get update -q
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
   # Debian starts these as system services on install; the tests start their own.
-  for svc in postgresql redis-server etcd; do $SUDO systemctl stop "$svc" >/dev/null 2>&1 || true; done
+  for svc in postgresql redis-server etcd swift-account swift-container swift-object swift-proxy; do $SUDO systemctl stop "$svc" >/dev/null 2>&1 || true; done
 fi
 
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then

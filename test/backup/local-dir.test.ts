@@ -3,8 +3,9 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { chmod, mkdir, readdir, rm, stat } from 'node:fs/promises';
+import { chmod, copyFile, mkdir, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 import { ObjectNotFoundError } from '../../src/backup/store/object-store.js';
 import { LocalDirStore, LocalStoreError } from '../../src/backup/store/local-dir.js';
@@ -119,12 +120,20 @@ describe('LocalDirStore', () => {
     await chmod(join(locked, 'manifests'), 0o500);
     await chmod(locked, 0o755);
     await chmod(dir, 0o755);
+    // The child may not be able to read the checkout: give it its own copy of the module.
+    const mod = join(dir, 'mod');
+    await mkdir(mod, { mode: 0o755 });
+    await writeFile(join(mod, 'package.json'), '{"type":"module"}\n', { mode: 0o644 });
+    for (const f of ['local-dir.js', 'object-store.js']) {
+      await copyFile(fileURLToPath(new URL(`../../src/backup/store/${f}`, import.meta.url)), join(mod, f));
+      await chmod(join(mod, f), 0o644);
+    }
     const check = `
-      import { LocalDirStore } from ${JSON.stringify(new URL('../../src/backup/store/local-dir.js', import.meta.url).href)};
+      import { LocalDirStore } from ${JSON.stringify(pathToFileURL(join(mod, 'local-dir.js')).href)};
       try { await new LocalDirStore(${JSON.stringify(locked)}).put('manifests/x', new Uint8Array(1)); console.log('stored'); }
       catch (e) { console.log(e.name, e.code, e.message); }`;
     // root ignores permissions: run the put as nobody.
-    const r = spawnSync(process.execPath, ['--input-type=module', '-e', check], isRoot ? { uid: 65534, gid: 65534, encoding: 'utf8' } : { encoding: 'utf8' });
+    const r = spawnSync(process.execPath, ['--input-type=module', '-e', check], isRoot ? { uid: 65534, gid: 65534, cwd: mod, encoding: 'utf8' } : { encoding: 'utf8' });
     assert.match(r.stdout, /^LocalStoreError EACCES backup store .*: cannot store manifests\/x: permission denied/, r.stderr);
   });
 });

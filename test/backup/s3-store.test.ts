@@ -2,6 +2,7 @@
 // loopback by the harness. Skipped only when Swift is not installed.
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import { createServer, type Socket } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { ObjectNotFoundError } from '../../src/backup/store/object-store.js';
 import { S3AuthError, S3ObjectStore } from '../../src/backup/store/s3.js';
@@ -155,6 +156,31 @@ describe('S3ObjectStore on Swift s3api', { skip: unavailable ? `Swift is not ins
       assert.equal(await store.has('small/all-bytes'), true, 'the failed delete removed nothing');
     } finally {
       bad.close();
+    }
+  });
+
+  it('gives up on an endpoint that never answers after the request timeout', async () => {
+    // Accepts connections and never responds: what a wedged proxy looks like.
+    const sockets = new Set<Socket>();
+    const hung = createServer((sock) => sockets.add(sock));
+    await new Promise<void>((r) => hung.listen(0, '127.0.0.1', r));
+    const port = (hung.address() as { port: number }).port;
+    const slow = new S3ObjectStore({
+      endpoint: `http://127.0.0.1:${port}`,
+      region: 'us-east-1',
+      bucket: 'bulwark-test',
+      credentials: { accessKeyId: 'k', secretAccessKey: 's' },
+      requestTimeoutMs: 300,
+      maxAttempts: 1,
+    });
+    try {
+      const t0 = Date.now();
+      await assert.rejects(slow.get('k'), /S3 get k on s3:\/\/bulwark-test\/ at http:\/\/127\.0\.0\.1:\d+ failed: .*timeout/i);
+      assert.ok(Date.now() - t0 < 5_000, 'failed within the timeout, not the default');
+    } finally {
+      slow.close();
+      for (const sock of sockets) sock.destroy();
+      hung.close();
     }
   });
 

@@ -103,7 +103,7 @@ export async function collectGarbage(ctx: RepoContext, opts: GcOptions = {}): Pr
       const liveIds = new Set(liveLocks);
       for (const [backupId, keys] of scan.keysOf) {
         if (liveIds.has(backupId)) continue;
-        // The lock object first: its refs must never outlive it while it could look live.
+        // Lock before refs (shortest key first): refs left without a lock are recognisable orphans.
         for (const key of keys.sort((a, b) => a.length - b.length)) await ctx.store.delete(key);
       }
     }

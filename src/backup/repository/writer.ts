@@ -9,7 +9,7 @@
 import { chunkKey } from './chunk-format.js';
 import { ChunkTable } from './chunk-table.js';
 import { putSealed, sleep, type RepoContext } from './context.js';
-import { BackupExistsError, BackupNotFoundError, ChunkVanishedError, IncompleteBackupError } from './errors.js';
+import { BackupExistsError, ChunkVanishedError, IncompleteBackupError } from './errors.js';
 import { ChunkIdSet } from './id-set.js';
 import { indexKey } from './known.js';
 import { listGcRecords, WriterLock, type GcRecord } from './locks.js';
@@ -40,19 +40,19 @@ export async function openWriter(
   validateBackupId(meta.backupId);
   if (!Number.isSafeInteger(meta.volumeSize) || meta.volumeSize < 0) throw new RangeError(`invalid volume size ${meta.volumeSize}`);
   if (await ctx.store.has(manifestKey(meta.backupId))) throw new BackupExistsError(meta.backupId);
-  let parent: BackupManifest | null = null;
-  if (meta.parentId) {
-    parent = await readManifest(meta.parentId).catch((err: unknown) => {
-      throw err instanceof BackupNotFoundError ? new BackupNotFoundError(meta.parentId!) : err;
-    });
-    if (parent.volumeId !== meta.volumeId) throw new Error(`parent backup ${parent.backupId} is of volume ${parent.volumeId}, not ${meta.volumeId}`);
-    if (parent.chunkSize !== ctx.config.chunker.size) throw new Error(`parent backup ${parent.backupId} has chunk size ${parent.chunkSize}`);
-  }
-  // Lock first, then note the gc runs: any gc not finished now is "concurrent" (ADR 0005).
+  // Lock first, then note the gc runs: any gc not finished now is "concurrent"
+  // (ADR 0005). The parent manifest and the index are read only after that, so
+  // a gc that deleted chunks of either is one this writer will know about.
   const lock = new WriterLock(ctx, meta.backupId, meta.volumeId);
   await lock.start();
   try {
     const gcAtStart = await listGcRecords(ctx);
+    let parent: BackupManifest | null = null;
+    if (meta.parentId) {
+      parent = await readManifest(meta.parentId); // BackupNotFoundError names the parent
+      if (parent.volumeId !== meta.volumeId) throw new Error(`parent backup ${parent.backupId} is of volume ${parent.volumeId}, not ${meta.volumeId}`);
+      if (parent.chunkSize !== ctx.config.chunker.size) throw new Error(`parent backup ${parent.backupId} has chunk size ${parent.chunkSize}`);
+    }
     await ctx.known.refresh(
       ctx,
       gcAtStart.map((r) => r.runId),
