@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { registerBackupCommands } from './cmd-backups.js';
 import { registerGroupCommands } from './cmd-groups.js';
 import { registerInfoCommands } from './cmd-info.js';
 import { registerVolumeCommands } from './cmd-volumes.js';
@@ -11,4 +12,5 @@ export function registerResourceCommands(program: Command): void {
   registerVolumeCommands(program);
   registerGroupCommands(program);
   registerInfoCommands(program);
+  registerBackupCommands(program);
 }

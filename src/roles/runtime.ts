@@ -37,17 +37,27 @@ export async function startRoles(config: BulwarkConfig, roles: ReadonlySet<RoleN
     volume?.kick();
     backup?.kick();
   };
-  if (roles.has('volume')) {
-    volume = new VolumeRole({ config, store, jobs, log });
-    await volume.start();
-  }
-  if (roles.has('backup')) {
-    backup = new BackupRole(config, store, jobs, log, () => volume?.kick());
-    await backup.start();
-  }
-  if (roles.has('scheduler')) {
-    scheduler = new SchedulerRole(config, store, jobs, log, () => volume?.kick());
-    await scheduler.start();
+  // A role that fails to start takes down the ones already started, so a
+  // failed start leaves no daemon or store behind.
+  try {
+    if (roles.has('volume')) {
+      volume = new VolumeRole({ config, store, jobs, log });
+      await volume.start();
+    }
+    if (roles.has('backup')) {
+      backup = new BackupRole(config, store, jobs, log, () => volume?.kick());
+      await backup.start();
+    }
+    if (roles.has('scheduler')) {
+      scheduler = new SchedulerRole(config, store, jobs, log, () => volume?.kick());
+      await scheduler.start();
+    }
+  } catch (err) {
+    await scheduler?.stop().catch(() => undefined);
+    await backup?.stop().catch(() => undefined);
+    await volume?.stop({ keepDaemon: false }).catch(() => undefined);
+    await store.close().catch(() => undefined);
+    throw err;
   }
   let app: FastifyInstance | null = null;
   let apiUrl: string | null = null;

@@ -24,6 +24,7 @@ import { registerEncryptionTypeRoutes } from './routes/encryption-types.js';
 import { registerBackendRoutes } from './routes/backends.js';
 import { registerMessageRoutes } from './routes/messages.js';
 import { registerBackupRoutes } from './routes/backups.js';
+import { registerRepositoryAdminRoutes } from './routes/repository-admin.js';
 
 export interface CinderPluginOptions {
   readonly deps: ServiceDeps;
@@ -35,7 +36,7 @@ export interface CinderPluginOptions {
 export type RouteRegistrar = (app: FastifyInstance, opts: CinderPluginOptions) => void;
 
 /** Further resources (snapshots, types, groups, ...) add themselves here. */
-export const cinderRouteModules: RouteRegistrar[] = [registerVolumeRoutes, registerVolumeActionRoutes, registerAttachmentRoutes, registerVolumeTypeRoutes, registerTypeSpecRoutes, registerQuotaRoutes, registerServiceRoutes, registerSnapshotRoutes, registerGroupTypeRoutes, registerGroupRoutes, registerGroupSnapshotRoutes, registerTransferRoutes, registerQosSpecsRoutes, registerEncryptionTypeRoutes, registerBackendRoutes, registerMessageRoutes, registerBackupRoutes];
+export const cinderRouteModules: RouteRegistrar[] = [registerVolumeRoutes, registerVolumeActionRoutes, registerAttachmentRoutes, registerVolumeTypeRoutes, registerTypeSpecRoutes, registerQuotaRoutes, registerServiceRoutes, registerSnapshotRoutes, registerGroupTypeRoutes, registerGroupRoutes, registerGroupSnapshotRoutes, registerTransferRoutes, registerQosSpecsRoutes, registerEncryptionTypeRoutes, registerBackendRoutes, registerMessageRoutes, registerBackupRoutes, registerRepositoryAdminRoutes];
 
 export async function cinderPlugin(app: FastifyInstance, opts: CinderPluginOptions): Promise<void> {
   app.decorateRequest('cinder', null);

@@ -270,8 +270,13 @@ export class NbdClient {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    // The server may already have dropped us (an export removed under us): then
+    // there is nothing to say goodbye to and no 'close' event still to come.
+    if (this.socket.destroyed || this.socket.closed) return;
+    const gone = new Promise((r) => this.socket.once('close', r));
     this.socket.write(encodeRequest(CMD_DISC, 0, 0n, 0n, 0));
     this.socket.end();
-    await new Promise((r) => this.socket.once('close', r));
+    await gone;
   }
+
 }

@@ -87,6 +87,8 @@ export async function runBackup(ctx: BackupContext, job: ClaimedJob): Promise<vo
         const cs = ctx.repo.chunkSize;
         const plan = planChunks(exp.changes.extents, size, cs, parent !== undefined);
         const total = plan.filter((p) => p === 'read').length * cs;
+        // The total is known before the first read: progress readers can show it at once.
+        await ctx.jobs.withFence(job, (trx) => trx.updateTable('backups').set({ bytes_done: 0, bytes_total: total, bytes_read: 0 }).where('id', '=', b.id).execute());
         let lastReport = Date.now();
         const w = writer;
         await windowed(plan.length, ctx.inFlight, async (i) => {

@@ -7,7 +7,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type { BulwarkConfig } from '../../config/schema.js';
 import { Repository } from '../../backup/repository/repository.js';
-import { RepositoryFormatError } from '../../backup/repository/errors.js';
+import { RepositoryFormatError, WrongKeyError } from '../../backup/repository/errors.js';
 import { secretFromKeyFile } from '../../backup/repository/keys.js';
 import { LocalDirStore } from '../../backup/store/local-dir.js';
 import type { ObjectStore } from '../../backup/store/object-store.js';
@@ -47,6 +47,8 @@ export async function openRepository(config: BulwarkConfig): Promise<Repository>
   try {
     return await Repository.open(store, secret);
   } catch (err) {
+    // Name the key file: the operator has to know which one is wrong.
+    if (err instanceof WrongKeyError) throw new WrongKeyError(`${store.describe} (key file ${keyFile})`);
     if (!(err instanceof RepositoryFormatError) || (await store.has('config'))) throw err;
     return Repository.init(store, secret);
   }

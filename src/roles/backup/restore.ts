@@ -5,6 +5,8 @@ import type { ClaimedJob } from '../../store/jobs.js';
 import { GiB, windowed, type BackupContext } from './engine.js';
 
 const WAIT_VOLUME_MS = 120_000;
+/** QEMU's NBD server refuses requests above 32 MiB (NBD_MAX_BUFFER_SIZE) with EINVAL. */
+const MAX_NBD_WRITE = 32 * 1024 * 1024;
 
 /** Restores into the job's volume: every extent of the backup is written (a new
  *  volume is already zero, so zero runs are skipped there), then flushed. */
@@ -38,15 +40,21 @@ export async function runRestore(ctx: BackupContext, job: ClaimedJob): Promise<v
     try {
       const pending = new Set<Promise<void>>();
       let done = 0;
+      let zeros: Buffer | null = null;
       for await (const e of ctx.repo.reader(b.manifest_id ?? b.id)) {
         if (e.data === null && isNew) continue;
-        const data = e.data ? Buffer.from(e.data.buffer, e.data.byteOffset, e.data.byteLength) : Buffer.alloc(e.length);
-        const p = nbd.write(e.offset, data).then(() => {
-          done += e.length;
-        });
-        pending.add(p);
-        void p.finally(() => pending.delete(p)).catch(() => undefined);
-        if (pending.size >= ctx.inFlight) await Promise.race(pending);
+        // Zero runs are coalesced (up to the whole volume) and chunks may be
+        // up to 64 MiB: every NBD write stays within the server's payload limit.
+        for (let at = 0; at < e.length; at += MAX_NBD_WRITE) {
+          const len = Math.min(MAX_NBD_WRITE, e.length - at);
+          const data = e.data ? Buffer.from(e.data.buffer, e.data.byteOffset + at, len) : (zeros ??= Buffer.alloc(MAX_NBD_WRITE)).subarray(0, len);
+          const p = nbd.write(e.offset + at, data).then(() => {
+            done += len;
+          });
+          pending.add(p);
+          void p.finally(() => pending.delete(p)).catch(() => undefined);
+          if (pending.size >= ctx.inFlight) await Promise.race(pending);
+        }
       }
       await Promise.all(pending);
       await nbd.flush();

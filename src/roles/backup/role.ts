@@ -9,6 +9,7 @@ import type { Store } from '../../store/db.js';
 import type { JobQueue } from '../../store/jobs.js';
 import type { Logger } from '../../util/log.js';
 import { JobWorker } from '../worker.js';
+import { GC_JOB, runGc, runVerify, VERIFY_JOB } from './admin.js';
 import { failBackup, runBackup, type BackupContext } from './engine.js';
 import { openRepository } from './repository.js';
 import { failRestore, failSimple, runDelete, runImport, runRestore } from './restore.js';
@@ -52,6 +53,8 @@ export class BackupRole {
         restore_backup: (job) => runRestore(ctx, job),
         delete_backup: (job) => runDelete(ctx, job),
         import_backup: (job) => runImport(ctx, job),
+        [VERIFY_JOB]: (job) => runVerify(ctx, job),
+        [GC_JOB]: (job) => runGc(ctx, job),
       },
       pollIntervalMs: this.config.jobs.pollIntervalMs,
       leaseTtlMs: this.config.jobs.leaseTtlMs,

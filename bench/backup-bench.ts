@@ -1,0 +1,188 @@
+// Issue 3 benchmark. A 4 GiB reference volume (1 MiB blocks in shuffled order:
+// 50% random bytes, 25% text-like words, 25% never written), then 5% of its
+// blocks rewritten, spread uniformly. Bulwark (roles as separate processes, so
+// the backup service's own peak memory is measured) next to restic backing up
+// the same data as a raw image file, and qemu-img convert of the same image, in
+// one invocation. Prints figures and the issue's targets; asserts nothing.
+import { execFileSync, spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { NbdClient } from '../src/drivers/nbd/client.js';
+import { ApiSession } from '../test/harness/aio.js';
+import { makeCluster } from '../test/harness/processes.js';
+
+const MiB = 1024 * 1024;
+const BLOCKS = Number(process.env['BENCH_BLOCKS'] ?? 4096);
+const WORDS = 'block storage snapshot volume backup restore cluster quiesce replica consistent group site failover tempest cinder keystone qemu nbd layer chunk'.split(' ');
+
+function textBlock(seed: number): Buffer {
+  const parts: string[] = [];
+  let len = 0;
+  let x = seed * 2654435761;
+  while (len < MiB) {
+    x = (x * 1103515245 + 12345) >>> 0;
+    const w = WORDS[x % WORDS.length]!;
+    parts.push(w);
+    len += w.length + 1;
+  }
+  return Buffer.from(parts.join(' ')).subarray(0, MiB);
+}
+
+function shuffled(n: number, seed: number): number[] {
+  const a = Array.from({ length: n }, (_, i) => i);
+  let x = seed;
+  for (let i = n - 1; i > 0; i--) {
+    x = (x * 1103515245 + 12345) >>> 0;
+    const j = x % (i + 1);
+    [a[i], a[j]] = [a[j]!, a[i]!];
+  }
+  return a;
+}
+
+function du(path: string): number {
+  return Number(execFileSync('du', ['-sb', path]).toString().split(/\s/)[0]);
+}
+
+function time<T>(fn: () => T): { ms: number; value: T } {
+  const t0 = performance.now();
+  const value = fn();
+  return { ms: performance.now() - t0, value };
+}
+
+async function timeAsync<T>(fn: () => Promise<T>): Promise<{ ms: number; value: T }> {
+  const t0 = performance.now();
+  const value = await fn();
+  return { ms: performance.now() - t0, value };
+}
+
+function peakRssMiB(pid: number): number {
+  const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return m ? Number(m[1]) / 1024 : NaN;
+}
+
+const started = performance.now();
+function step(what: string): void {
+  process.stderr.write(`[${((performance.now() - started) / 1000).toFixed(1)} s] ${what}\n`);
+}
+
+async function main(): Promise<void> {
+  const cluster = await makeCluster();
+  await cluster.start('api');
+  await cluster.start('scheduler');
+  await cluster.start('volume');
+  const backupProc = await cluster.start('backup');
+  const work = join(cluster.dir, 'bench');
+  mkdirSync(work, { recursive: true });
+  const out: string[] = [];
+  try {
+    const admin = await ApiSession.login(cluster.url, 'admin', 'admin-pw', 'admin');
+    const s = await ApiSession.login(cluster.url, 'alice', 'alice-pw', 'alpha');
+    await admin.call('PUT', `/os-quota-sets/${s.projectId}`, { quota_set: { gigabytes: 1000, backup_gigabytes: 1000 } });
+    const sizeGiB = Math.ceil(BLOCKS / 1024);
+    const v = await s.call<{ volume: { id: string } }>('POST', '/volumes', { volume: { size: sizeGiB, name: 'reference' } });
+    const vol = v.body.volume.id;
+    await s.waitFor(`/volumes/${vol}`, 'volume', ['available']);
+    const conn = await s.call<{ connection_info: { data: { socket_path: string; export_name: string } } }>('POST', `/volumes/${vol}/action`, { 'os-initialize_connection': { connector: { host: 'testhost' } } });
+    const nbd = await NbdClient.connectUnix(conn.body.connection_info.data.socket_path, conn.body.connection_info.data.export_name);
+    const order = shuffled(BLOCKS, 42);
+    let written = 0;
+    for (let k = 0; k < BLOCKS; k++) {
+      const b = order[k]!;
+      const kind = k % 4; // 0,1: random; 2: text; 3: unallocated
+      if (kind === 3) continue;
+      await nbd.write(b * MiB, kind === 2 ? textBlock(b) : randomBytes(MiB));
+      written += MiB;
+    }
+    await nbd.flush();
+    await s.call('POST', `/volumes/${vol}/action`, { 'os-terminate_connection': { connector: { host: 'testhost' } } });
+    step('reference volume written');
+    out.push(`reference volume: ${BLOCKS} MiB, ${written / MiB} MiB written (50% random, 25% text), 25% unallocated`);
+
+    const layerOf = async () => {
+      const { default: Database } = await import('better-sqlite3');
+      const db = new Database(join(cluster.dir, 'bulwark.db'), { readonly: true });
+      const row = db.prepare('select l.path from volumes v join layers l on l.id = v.active_layer_id where v.id = ?').get(vol) as { path: string };
+      db.close();
+      return row.path;
+    };
+    // The same data as a raw file for restic, made by the qemu-img baseline itself.
+    const raw = join(work, 'reference.raw');
+    const top1 = await layerOf();
+    const qimg = time(() => execFileSync('qemu-img', ['convert', '-U', '-f', 'qcow2', '-O', 'raw', top1, raw]));
+
+    const backupOnce = async (incremental: boolean) => {
+      const r = await s.call<{ backup: { id: string } }>('POST', '/backups', { backup: { volume_id: vol, incremental } });
+      await s.waitFor(`/backups/${r.body.backup.id}`, 'backup', ['available'], 3_600_000);
+      const p = await s.call<{ progress: Record<string, number> }>('GET', `/bulwark-progress/backups/${r.body.backup.id}`);
+      return { id: r.body.backup.id, bytesRead: Number(p.body.progress['bytes_read']) };
+    };
+    step('qemu-img baseline done');
+    const repoDir = join(cluster.dir, 'backups');
+    const full = await timeAsync(() => backupOnce(false));
+    const repoFull = du(repoDir);
+    step('full backup done');
+
+    const resticRepo = join(work, 'restic');
+    const pw = join(work, 'restic.pw');
+    writeFileSync(pw, 'bench-password', { mode: 0o600 });
+    const restic = (args: string[]) => {
+      const r = spawnSync('restic', ['-r', resticRepo, '--password-file', pw, '--no-cache', ...args], { stdio: 'ignore' });
+      if (r.status !== 0) throw new Error(`restic ${args[0]} failed`);
+    };
+    restic(['init']);
+    const rFull = time(() => restic(['backup', raw]));
+    const resticFullSize = du(resticRepo);
+    step('restic full done');
+
+    // Rewrite 5% of the blocks, spread uniformly.
+    const conn2 = await s.call<{ connection_info: { data: { socket_path: string; export_name: string } } }>('POST', `/volumes/${vol}/action`, { 'os-initialize_connection': { connector: { host: 'testhost' } } });
+    const nbd2 = await NbdClient.connectUnix(conn2.body.connection_info.data.socket_path, conn2.body.connection_info.data.export_name);
+    const stride = 20;
+    let changed = 0;
+    for (let b = 7; b < BLOCKS; b += stride) {
+      await nbd2.write(b * MiB, randomBytes(MiB));
+      changed += MiB;
+    }
+    await nbd2.flush();
+    await nbd2.close();
+    await nbd.close().catch(() => undefined);
+    await s.call('POST', `/volumes/${vol}/action`, { 'os-terminate_connection': { connector: { host: 'testhost' } } });
+    // The top layer moved on (each backup snapshots the volume): resolve it again.
+    execFileSync('qemu-img', ['convert', '-U', '-f', 'qcow2', '-O', 'raw', await layerOf(), raw]);
+
+    step('rewrite done');
+    const inc = await timeAsync(() => backupOnce(true));
+    step('incremental done');
+    const repoInc = du(repoDir);
+    const rInc = time(() => restic(['backup', raw]));
+    const resticIncSize = du(resticRepo);
+
+    const restore = await timeAsync(async () => {
+      const r = await s.call<{ restore: { volume_id: string } }>('POST', `/backups/${inc.value.id}/restore`, { restore: {} });
+      await s.waitFor(`/backups/${inc.value.id}`, 'backup', ['available'], 3_600_000);
+      await s.waitFor(`/volumes/${r.body.restore.volume_id}`, 'volume', ['available'], 3_600_000);
+    });
+    const restoreDir = join(work, 'restic-restore');
+    const rRestore = time(() => restic(['restore', 'latest', '--target', restoreDir]));
+    step('restores done');
+    const peak = peakRssMiB(backupProc.child.pid!);
+
+    const f = (ms: number) => `${(ms / 1000).toFixed(2)} s`;
+    const mib = (b: number) => `${(b / MiB).toFixed(1)} MiB`;
+    out.push(`qemu-img convert (qcow2 -> raw) of the volume: ${f(qimg.ms)}`);
+    out.push(`full backup:        Bulwark ${f(full.ms)} (read ${mib(full.value.bytesRead)}), restic ${f(rFull.ms)}  -> ${(rFull.ms / full.ms).toFixed(2)}x faster than restic [target >= 3x], ${(full.ms / qimg.ms).toFixed(2)}x qemu-img convert [target <= 1.5x]`);
+    out.push(`repository after full: Bulwark ${mib(repoFull)}, restic ${mib(resticFullSize)}`);
+    out.push(`rewrote ${mib(changed)} (5% of blocks)`);
+    out.push(`incremental backup: Bulwark ${f(inc.ms)} (read ${mib(inc.value.bytesRead)} = ${(inc.value.bytesRead / changed).toFixed(2)}x changed [target <= 1.1x]), restic ${f(rInc.ms)}  -> ${(rInc.ms / inc.ms).toFixed(2)}x faster [target >= 7x]`);
+    out.push(`repository growth:  Bulwark ${mib(repoInc - repoFull)} = ${((repoInc - repoFull) / changed).toFixed(2)}x changed [target <= 1.2x], restic ${mib(resticIncSize - resticFullSize)}`);
+    out.push(`restore:            Bulwark ${f(restore.ms)}, restic ${f(rRestore.ms)}  -> ${(rRestore.ms / restore.ms).toFixed(2)}x faster [target >= 2x]`);
+    out.push(`backup process peak RSS: ${peak.toFixed(0)} MiB [target <= 400 MiB]`);
+  } finally {
+    await cluster.stopAll();
+    rmSync(cluster.dir, { recursive: true, force: true });
+  }
+  console.log(out.join('\n'));
+}
+
+await main();
