@@ -5,6 +5,7 @@ import type { ClaimedJob } from '../../store/jobs.js';
 import { GiB, windowed, type BackupContext } from './engine.js';
 
 const WAIT_VOLUME_MS = 120_000;
+const WRITE_CONNECTIONS = 4;
 /** QEMU's NBD server refuses requests above 32 MiB (NBD_MAX_BUFFER_SIZE) with EINVAL. */
 const MAX_NBD_WRITE = 32 * 1024 * 1024;
 
@@ -36,7 +37,10 @@ export async function runRestore(ctx: BackupContext, job: ClaimedJob): Promise<v
   const exp = await ctx.calls.exportVolume(vol.host, vol.id, exportId);
   try {
     if (exp.transport !== 'unix') throw new Error('this backup service writes only local (unix socket) exports');
-    const nbd = await NbdClient.connectUnix(exp.socketPath, exp.exportName);
+    // Several connections write in parallel; the export advertises multi-conn,
+    // so one flush after every write has completed covers them all.
+    const conns = await Promise.all(Array.from({ length: WRITE_CONNECTIONS }, () => NbdClient.connectUnix(exp.socketPath, exp.exportName)));
+    let turn = 0;
     try {
       const pending = new Set<Promise<void>>();
       let done = 0;
@@ -48,7 +52,7 @@ export async function runRestore(ctx: BackupContext, job: ClaimedJob): Promise<v
         for (let at = 0; at < e.length; at += MAX_NBD_WRITE) {
           const len = Math.min(MAX_NBD_WRITE, e.length - at);
           const data = e.data ? Buffer.from(e.data.buffer, e.data.byteOffset + at, len) : (zeros ??= Buffer.alloc(MAX_NBD_WRITE)).subarray(0, len);
-          const p = nbd.write(e.offset + at, data).then(() => {
+          const p = conns[turn++ % conns.length]!.write(e.offset + at, data).then(() => {
             done += len;
           });
           pending.add(p);
@@ -57,10 +61,10 @@ export async function runRestore(ctx: BackupContext, job: ClaimedJob): Promise<v
         }
       }
       await Promise.all(pending);
-      await nbd.flush();
+      await conns[0]!.flush();
       ctx.log.info({ backup: b.id, volume: vol.id, bytes: done }, 'restore written');
     } finally {
-      await nbd.close().catch(() => undefined);
+      await Promise.all(conns.map((c) => c.close().catch(() => undefined)));
     }
   } finally {
     await ctx.calls.unexportVolume(vol.host, vol.id, exportId).catch(() => undefined);
