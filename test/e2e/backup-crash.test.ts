@@ -2,25 +2,17 @@
 // of a restore. Afterwards each operation has ended resumed-and-done or
 // failed-and-cleaned, the repository verifies clean, and the next backup works.
 import assert from 'node:assert/strict';
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { NbdClient } from '../../src/drivers/nbd/client.js';
 import { ApiSession } from '../harness/aio.js';
 import { makeCluster, type Cluster, type RoleProcess } from '../harness/processes.js';
+import { volumeHash } from './backup-helpers.js';
 import { attachLocal, detachLocal } from './helpers.js';
 
 const MiB = 1024 * 1024;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-async function volumeHash(s: ApiSession, id: string): Promise<string> {
-  const t = await attachLocal(s, id);
-  const c = await NbdClient.connectUnix(t.socketPath, t.exportName);
-  const h = createHash('sha256');
-  for (let off = 0; off < c.size; off += 8 * MiB) h.update(await c.read(off, Math.min(8 * MiB, c.size - off)));
-  await c.close();
-  await detachLocal(s, id);
-  return h.digest('hex');
-}
 
 describe('kill -9 of the backup role', () => {
   let cluster: Cluster;

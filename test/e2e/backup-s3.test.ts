@@ -2,28 +2,20 @@
 // OpenStack Swift (s3api), started by the harness on loopback. A full and an
 // incremental backup restore byte-identical from it.
 import assert from 'node:assert/strict';
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { NbdClient } from '../../src/drivers/nbd/client.js';
-import { deploy, type ApiSession, type Deployment } from '../harness/aio.js';
+import { deploy, type Deployment } from '../harness/aio.js';
 import { startSwift, swiftUnavailableReason, type SwiftS3 } from '../harness/swift.js';
+import { volumeHash } from './backup-helpers.js';
 import { attachLocal, createVolume, detachLocal } from './helpers.js';
 
 const MiB = 1024 * 1024;
 const unavailable = swiftUnavailableReason();
 
-async function volumeHash(s: ApiSession, id: string): Promise<string> {
-  const t = await attachLocal(s, id);
-  const c = await NbdClient.connectUnix(t.socketPath, t.exportName);
-  const h = createHash('sha256');
-  for (let off = 0; off < c.size; off += 8 * MiB) h.update(await c.read(off, Math.min(8 * MiB, c.size - off)));
-  await c.close();
-  await detachLocal(s, id);
-  return h.digest('hex');
-}
 
 describe('backups to S3 object storage (Swift s3api)', { skip: unavailable ? `Swift is not installed: ${unavailable}` : false }, () => {
   let swift: SwiftS3;

@@ -3,24 +3,16 @@
 // volume and compared byte for byte with the volume as it was then. An
 // incremental of an unchanged volume reads nothing.
 import assert from 'node:assert/strict';
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { NbdClient } from '../../src/drivers/nbd/client.js';
 import { deploy, type ApiSession, type Deployment } from '../harness/aio.js';
+import { volumeHash } from './backup-helpers.js';
 import { attachLocal, createVolume, detachLocal } from './helpers.js';
 
 const MiB = 1024 * 1024;
 const GiB = 1024 * MiB;
 
-async function volumeHash(s: ApiSession, id: string): Promise<string> {
-  const t = await attachLocal(s, id);
-  const c = await NbdClient.connectUnix(t.socketPath, t.exportName);
-  const h = createHash('sha256');
-  for (let off = 0; off < c.size; off += 4 * MiB) h.update(await c.read(off, Math.min(4 * MiB, c.size - off)));
-  await c.close();
-  await detachLocal(s, id);
-  return h.digest('hex');
-}
 
 async function backup(s: ApiSession, volumeId: string, incremental: boolean): Promise<{ id: string; progress: Record<string, unknown> }> {
   const r = await s.call<{ backup: { id: string } }>('POST', '/backups', { backup: { volume_id: volumeId, incremental, name: incremental ? 'incr' : 'full' } });
