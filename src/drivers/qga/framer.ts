@@ -11,6 +11,7 @@
 // Splitting happens on raw bytes before UTF-8 decoding, so a multi-byte
 // character cut across two chunks is never mangled.
 import type { JsonValue, JsonObject } from '../qmp/framer.js';
+import { LineSplitter, PREVIEW_CHARS } from '../line-splitter.js';
 
 export type { JsonValue, JsonObject };
 
@@ -45,7 +46,6 @@ export type QgaFrame = QgaMessage | QgaDelimiterFrame | QgaInvalidFrame;
 
 export const QGA_DELIMITER = 0xff;
 const NEWLINE = 0x0a;
-const PREVIEW_CHARS = 200;
 /** guest-info is about 4 KiB; guest-file-read replies are bounded by the caller's count. */
 const DEFAULT_MAX_LINE_BYTES = 16 * 1024 * 1024;
 
@@ -83,86 +83,50 @@ export interface QgaFramerOptions {
 }
 
 export class QgaFramer {
-  private chunks: Buffer[] = [];
-  private buffered = 0;
-  /** Set after an over-long line: drop bytes until the next newline or 0xFF. */
-  private discarding = false;
+  private readonly splitter: LineSplitter;
   private readonly maxLineBytes: number;
 
   constructor(opts: QgaFramerOptions = {}) {
     this.maxLineBytes = opts.maxLineBytes ?? DEFAULT_MAX_LINE_BYTES;
+    // The agent's 0xFF resync byte ends whatever partial line came before it.
+    this.splitter = new LineSplitter([NEWLINE, QGA_DELIMITER], this.maxLineBytes);
   }
 
   /** Bytes held waiting for the end of a line. */
   get bufferedBytes(): number {
-    return this.buffered;
+    return this.splitter.bufferedBytes;
   }
 
   reset(): void {
-    this.chunks = [];
-    this.buffered = 0;
-    this.discarding = false;
+    this.splitter.reset();
   }
 
   /** Consumes a chunk; returns every frame it completed, in order. */
   feed(chunk: Buffer): QgaFrame[] {
     const frames: QgaFrame[] = [];
-    let start = 0;
-    for (;;) {
-      const end = nextBoundary(chunk, start);
-      if (end === -1) break;
-      const piece = chunk.subarray(start, end);
-      const atDelimiter = chunk[end] === QGA_DELIMITER;
-      start = end + 1;
-      const lineBuf = this.take(piece);
-      if (this.discarding) {
-        this.discarding = false;
-      } else if (atDelimiter) {
-        const junk = lineBuf.toString('utf8');
-        if (junk.trim() !== '') frames.push(invalid('partial line discarded at a 0xFF delimiter', junk));
-      } else if (lineBuf.length > this.maxLineBytes) {
-        frames.push(invalid(`line exceeds ${this.maxLineBytes} bytes`, lineBuf.subarray(0, PREVIEW_CHARS).toString('utf8')));
-      } else {
-        const frame = parseLine(lineBuf.toString('utf8'));
-        if (frame) frames.push(frame);
+    for (const e of this.splitter.feed(chunk)) {
+      if (e.kind === 'overlong') {
+        frames.push(invalid(`line exceeds ${this.maxLineBytes} bytes`, e.preview));
+        continue;
+      }
+      const atDelimiter = e.boundary === QGA_DELIMITER;
+      if (e.kind === 'line') {
+        if (atDelimiter) {
+          const junk = e.bytes.toString('utf8');
+          if (junk.trim() !== '') frames.push(invalid('partial line discarded at a 0xFF delimiter', junk));
+        } else if (e.bytes.length > this.maxLineBytes) {
+          frames.push(invalid(`line exceeds ${this.maxLineBytes} bytes`, e.bytes.subarray(0, PREVIEW_CHARS).toString('utf8')));
+        } else {
+          const frame = parseLine(e.bytes.toString('utf8'));
+          if (frame) frames.push(frame);
+        }
       }
       if (atDelimiter) frames.push({ kind: 'delimiter' });
     }
-
-    const rest = chunk.subarray(start);
-    if (rest.length > 0 && !this.discarding) {
-      if (this.buffered + rest.length > this.maxLineBytes) {
-        const head = Buffer.concat([...this.chunks, rest]).subarray(0, PREVIEW_CHARS).toString('utf8');
-        frames.push(invalid(`line exceeds ${this.maxLineBytes} bytes`, head));
-        this.chunks = [];
-        this.buffered = 0;
-        this.discarding = true;
-      } else {
-        // Copy: the caller may reuse its buffer after feed() returns.
-        this.chunks.push(Buffer.from(rest));
-        this.buffered += rest.length;
-      }
-    }
     return frames;
   }
-
-  /** The buffered bytes plus `piece`, emptying the buffer. */
-  private take(piece: Buffer): Buffer {
-    const out = this.buffered === 0 ? piece : Buffer.concat([...this.chunks, piece]);
-    this.chunks = [];
-    this.buffered = 0;
-    return out;
-  }
 }
 
-/** Index of the next newline or 0xFF at or after `from`, or -1. */
-function nextBoundary(chunk: Buffer, from: number): number {
-  for (let i = from; i < chunk.length; i++) {
-    const b = chunk[i];
-    if (b === NEWLINE || b === QGA_DELIMITER) return i;
-  }
-  return -1;
-}
 
 function parseLine(raw: string): QgaFrame | null {
   const line = raw.trim();

@@ -2,6 +2,7 @@
 // the socket delivers arbitrary chunks, so bytes are buffered until a newline.
 // Splitting happens on raw bytes, before UTF-8 decoding, so a multi-byte
 // character cut across two chunks is never mangled.
+import { LineSplitter, PREVIEW_CHARS } from '../line-splitter.js';
 
 export type JsonValue = null | boolean | number | string | JsonValue[] | JsonObject;
 export interface JsonObject {
@@ -53,7 +54,6 @@ export interface QmpInvalidFrame {
 export type QmpFrame = QmpMessage | QmpInvalidFrame;
 
 const NEWLINE = 0x0a;
-const PREVIEW_CHARS = 200;
 /** query-named-block-nodes on a large pool can be megabytes; 64 MiB is far beyond that. */
 const DEFAULT_MAX_LINE_BYTES = 64 * 1024 * 1024;
 
@@ -119,66 +119,35 @@ export interface QmpFramerOptions {
 }
 
 export class QmpFramer {
-  private chunks: Buffer[] = [];
-  private buffered = 0;
-  /** Set after an over-long line: drop bytes until the next newline to resynchronise. */
-  private discarding = false;
+  private readonly splitter: LineSplitter;
   private readonly maxLineBytes: number;
 
   constructor(opts: QmpFramerOptions = {}) {
     this.maxLineBytes = opts.maxLineBytes ?? DEFAULT_MAX_LINE_BYTES;
+    this.splitter = new LineSplitter([NEWLINE], this.maxLineBytes);
   }
 
   /** Bytes held waiting for the end of a line. */
   get bufferedBytes(): number {
-    return this.buffered;
+    return this.splitter.bufferedBytes;
   }
 
   reset(): void {
-    this.chunks = [];
-    this.buffered = 0;
-    this.discarding = false;
+    this.splitter.reset();
   }
 
   /** Consumes a chunk; returns every frame it completed, in order. */
   feed(chunk: Buffer): QmpFrame[] {
     const frames: QmpFrame[] = [];
-    let start = 0;
-    for (;;) {
-      const nl = chunk.indexOf(NEWLINE, start);
-      if (nl === -1) break;
-      const piece = chunk.subarray(start, nl);
-      start = nl + 1;
-      if (this.discarding) {
-        this.discarding = false;
-        this.chunks = [];
-        this.buffered = 0;
+    for (const e of this.splitter.feed(chunk)) {
+      if (e.kind === 'overlong') frames.push(invalid(`line exceeds ${this.maxLineBytes} bytes`, e.preview));
+      if (e.kind !== 'line') continue;
+      if (e.bytes.length > this.maxLineBytes) {
+        frames.push(invalid(`line exceeds ${this.maxLineBytes} bytes`, e.bytes.subarray(0, PREVIEW_CHARS).toString('utf8')));
         continue;
       }
-      const lineBuf = this.buffered === 0 ? piece : Buffer.concat([...this.chunks, piece]);
-      this.chunks = [];
-      this.buffered = 0;
-      if (lineBuf.length > this.maxLineBytes) {
-        frames.push(invalid(`line exceeds ${this.maxLineBytes} bytes`, lineBuf.subarray(0, PREVIEW_CHARS).toString('utf8')));
-        continue;
-      }
-      const frame = this.parseLine(lineBuf.toString('utf8'));
+      const frame = this.parseLine(e.bytes.toString('utf8'));
       if (frame) frames.push(frame);
-    }
-
-    const rest = chunk.subarray(start);
-    if (rest.length > 0 && !this.discarding) {
-      if (this.buffered + rest.length > this.maxLineBytes) {
-        const head = Buffer.concat([...this.chunks, rest]).subarray(0, PREVIEW_CHARS).toString('utf8');
-        frames.push(invalid(`line exceeds ${this.maxLineBytes} bytes`, head));
-        this.chunks = [];
-        this.buffered = 0;
-        this.discarding = true;
-      } else {
-        // Copy: the caller may reuse its buffer after feed() returns.
-        this.chunks.push(Buffer.from(rest));
-        this.buffered += rest.length;
-      }
     }
     return frames;
   }
