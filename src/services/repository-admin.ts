@@ -7,6 +7,7 @@ import type { Executor } from '../store/db.js';
 import { BACKUP_TARGET } from './backups.js';
 import type { Caller, ServiceDeps } from './deps.js';
 import { BACKUP_BINARY, listUpServices } from './registry.js';
+import type { GcReport } from '../backup/repository/gc.js';
 
 export const VERIFY_JOB = 'verify_repository';
 export const GC_JOB = 'gc_repository';
@@ -23,17 +24,8 @@ export interface VerifyJobResult {
   readonly unreadable: { readonly manifestId: string; readonly detail: string }[];
 }
 
-export interface GcReportFields {
-  readonly runId: string;
-  readonly dryRun: boolean;
-  readonly manifests: number;
-  readonly chunksPresent: number;
-  readonly chunksKept: number;
-  readonly chunksKeptByLocks: number;
-  readonly chunksDeleted: number;
-  readonly liveLocks: string[];
-  readonly expiredLocks: string[];
-}
+/** The repository's gc report, as a job result carries it. */
+export type GcReportFields = GcReport;
 
 /** What a gc_repository job returns: the report, or why it stopped before deleting. */
 export type GcJobResult = ({ readonly ok: true } & GcReportFields) | { readonly ok: false; readonly aborted: string };

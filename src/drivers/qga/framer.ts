@@ -10,23 +10,15 @@
 //   drops everything until its own sync reply.
 // Splitting happens on raw bytes before UTF-8 decoding, so a multi-byte
 // character cut across two chunks is never mangled.
-import type { JsonValue, JsonObject } from '../qmp/framer.js';
 import { LineSplitter, PREVIEW_CHARS } from '../line-splitter.js';
+import { classifyReply, invalidFrame as invalid, isObject, parseJsonLine, type ErrorFrame, type InvalidFrame, type JsonObject, type JsonValue, type ReturnFrame } from '../json-line.js';
 
 export type { JsonValue, JsonObject };
 
-export interface QgaReturnMessage {
-  kind: 'return';
-  return: JsonValue;
-  /** qemu-ga 7.2 echoes a request's "id"; replies to unparseable input carry none. */
-  id: JsonValue | undefined;
-}
+/** qemu-ga 7.2 echoes a request's "id"; replies to unparseable input carry none. */
+export type QgaReturnMessage = ReturnFrame;
 
-export interface QgaErrorMessage {
-  kind: 'error';
-  error: { class: string; desc: string };
-  id: JsonValue | undefined;
-}
+export type QgaErrorMessage = ErrorFrame;
 
 /** The agent's 0xFF byte (only ever written just before a guest-sync-delimited reply). */
 export interface QgaDelimiterFrame {
@@ -34,12 +26,7 @@ export interface QgaDelimiterFrame {
 }
 
 /** A line that is not valid JSON or not a recognisable agent reply; reported, never thrown. */
-export interface QgaInvalidFrame {
-  kind: 'invalid';
-  reason: string;
-  /** The offending line, truncated so a huge garbage line cannot bloat logs. */
-  line: string;
-}
+export type QgaInvalidFrame = InvalidFrame;
 
 export type QgaMessage = QgaReturnMessage | QgaErrorMessage;
 export type QgaFrame = QgaMessage | QgaDelimiterFrame | QgaInvalidFrame;
@@ -49,32 +36,11 @@ const NEWLINE = 0x0a;
 /** guest-info is about 4 KiB; guest-file-read replies are bounded by the caller's count. */
 const DEFAULT_MAX_LINE_BYTES = 16 * 1024 * 1024;
 
-function isObject(v: JsonValue | undefined): v is JsonObject {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
-
-function preview(line: string): string {
-  return line.length > PREVIEW_CHARS ? `${line.slice(0, PREVIEW_CHARS)}…` : line;
-}
-
-function invalid(reason: string, line: string): QgaInvalidFrame {
-  return { kind: 'invalid', reason, line: preview(line) };
-}
-
 /** Classifies one parsed JSON value as an agent reply. Exported for tests. */
 export function classifyQgaMessage(value: JsonValue, line: string): QgaFrame {
   if (!isObject(value)) return invalid('agent message is not a JSON object', line);
-  const id = 'id' in value ? value['id'] : undefined;
-  const err = value['error'];
-  if (isObject(err)) {
-    const cls = typeof err['class'] === 'string' ? err['class'] : 'GenericError';
-    const desc = typeof err['desc'] === 'string' ? err['desc'] : '';
-    return { kind: 'error', error: { class: cls, desc }, id };
-  }
-  if ('return' in value) {
-    const ret = value['return'];
-    return { kind: 'return', return: ret === undefined ? null : ret, id };
-  }
+  const reply = classifyReply(value);
+  if (reply) return reply;
   return invalid('unrecognised agent message (no error/return member)', line);
 }
 
@@ -129,13 +95,5 @@ export class QgaFramer {
 
 
 function parseLine(raw: string): QgaFrame | null {
-  const line = raw.trim();
-  if (line === '') return null;
-  let value: JsonValue;
-  try {
-    value = JSON.parse(line) as JsonValue;
-  } catch (e) {
-    return invalid(`invalid JSON: ${e instanceof Error ? e.message : String(e)}`, line);
-  }
-  return classifyQgaMessage(value, line);
+  return parseJsonLine(raw, classifyQgaMessage);
 }

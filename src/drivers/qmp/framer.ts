@@ -3,11 +3,9 @@
 // Splitting happens on raw bytes, before UTF-8 decoding, so a multi-byte
 // character cut across two chunks is never mangled.
 import { LineSplitter, PREVIEW_CHARS } from '../line-splitter.js';
+import { classifyReply, invalidFrame as invalid, isObject, parseJsonLine, type ErrorFrame, type InvalidFrame, type JsonObject, type JsonValue, type ReturnFrame } from '../json-line.js';
 
-export type JsonValue = null | boolean | number | string | JsonValue[] | JsonObject;
-export interface JsonObject {
-  [key: string]: JsonValue;
-}
+export type { JsonObject, JsonValue };
 
 /** Whatever the client put in "id"; QEMU echoes it back verbatim. */
 export type QmpId = JsonValue;
@@ -22,17 +20,9 @@ export interface QmpGreetingMessage {
   QMP: { version: QmpVersion; capabilities: string[] };
 }
 
-export interface QmpReturnMessage {
-  kind: 'return';
-  return: JsonValue;
-  id: QmpId | undefined;
-}
+export type QmpReturnMessage = ReturnFrame;
 
-export interface QmpErrorMessage {
-  kind: 'error';
-  error: { class: string; desc: string };
-  id: QmpId | undefined;
-}
+export type QmpErrorMessage = ErrorFrame;
 
 export interface QmpEventMessage {
   kind: 'event';
@@ -44,30 +34,13 @@ export interface QmpEventMessage {
 export type QmpMessage = QmpGreetingMessage | QmpReturnMessage | QmpErrorMessage | QmpEventMessage;
 
 /** A line that is not valid JSON or not a recognisable QMP message; reported, never thrown. */
-export interface QmpInvalidFrame {
-  kind: 'invalid';
-  reason: string;
-  /** The offending line, truncated so a huge garbage line cannot bloat logs. */
-  line: string;
-}
+export type QmpInvalidFrame = InvalidFrame;
 
 export type QmpFrame = QmpMessage | QmpInvalidFrame;
 
 const NEWLINE = 0x0a;
 /** query-named-block-nodes on a large pool can be megabytes; 64 MiB is far beyond that. */
 const DEFAULT_MAX_LINE_BYTES = 64 * 1024 * 1024;
-
-function isObject(v: JsonValue | undefined): v is JsonObject {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
-
-function preview(line: string): string {
-  return line.length > PREVIEW_CHARS ? `${line.slice(0, PREVIEW_CHARS)}…` : line;
-}
-
-function invalid(reason: string, line: string): QmpInvalidFrame {
-  return { kind: 'invalid', reason, line: preview(line) };
-}
 
 function toVersion(v: JsonValue | undefined): QmpVersion {
   const q = isObject(v) && isObject(v['qemu']) ? v['qemu'] : {};
@@ -81,8 +54,6 @@ function toVersion(v: JsonValue | undefined): QmpVersion {
 /** Classifies one parsed JSON value as a QMP message. Exported for tests. */
 export function classifyQmpMessage(value: JsonValue, line: string): QmpFrame {
   if (!isObject(value)) return invalid('QMP message is not a JSON object', line);
-  const id = 'id' in value ? value['id'] : undefined;
-
   const greeting = value['QMP'];
   if (isObject(greeting)) {
     const caps = Array.isArray(greeting['capabilities'])
@@ -99,17 +70,8 @@ export function classifyQmpMessage(value: JsonValue, line: string): QmpFrame {
     return { kind: 'event', event: value['event'], data: isObject(data) ? data : {}, timestamp: { seconds, microseconds } };
   }
 
-  const err = value['error'];
-  if (isObject(err)) {
-    const cls = typeof err['class'] === 'string' ? err['class'] : 'GenericError';
-    const desc = typeof err['desc'] === 'string' ? err['desc'] : '';
-    return { kind: 'error', error: { class: cls, desc }, id };
-  }
-
-  if ('return' in value) {
-    const ret = value['return'];
-    return { kind: 'return', return: ret === undefined ? null : ret, id };
-  }
+  const reply = classifyReply(value);
+  if (reply) return reply;
 
   return invalid('unrecognised QMP message (no QMP/event/error/return member)', line);
 }
@@ -153,14 +115,7 @@ export class QmpFramer {
   }
 
   private parseLine(raw: string): QmpFrame | null {
-    const line = raw.trim();
-    if (line === '') return null;
-    let value: JsonValue;
-    try {
-      value = JSON.parse(line) as JsonValue;
-    } catch (e) {
-      return invalid(`invalid JSON: ${e instanceof Error ? e.message : String(e)}`, line);
-    }
-    return classifyQmpMessage(value, line);
+    return parseJsonLine(raw, classifyQmpMessage);
   }
+
 }

@@ -24,16 +24,10 @@ export function volumeTypeView(s: CinderScope, row: VolumeTypeRow): Record<strin
   return body;
 }
 
-/** POST /types (admin only, so every spec is shown). */
+/** POST /types (admin only, so every spec is shown): the update view plus the
+ *  type-access extension's flag. */
 export function createdVolumeTypeView(row: VolumeTypeRow): Record<string, unknown> {
-  return {
-    id: row.id,
-    name: row.name,
-    is_public: row.is_public === 1,
-    extra_specs: extraSpecsOf(row),
-    description: row.description,
-    'os-volume-type-access:is_public': row.is_public === 1,
-  };
+  return { ...updatedVolumeTypeView(row), 'os-volume-type-access:is_public': row.is_public === 1 };
 }
 
 /** PUT /types/{id}: the type-access extension does not extend update. */
