@@ -56,6 +56,8 @@ function finalize(cfg: BulwarkConfig): BulwarkConfig {
     dataDir,
     databaseUrl: cfg.databaseUrl ?? `sqlite://${dataDir}/bulwark.db`,
     volume: { ...cfg.volume, pools: pools.map((p) => ({ ...p, path: resolve(dataDir, p.path) })) },
+    compute: { ...cfg.compute, instancesDir: resolve(dataDir, cfg.compute.instancesDir ?? 'instances') },
+    images: { ...cfg.images, directory: resolve(dataDir, cfg.images.directory ?? 'images') },
   };
 }
 

@@ -128,6 +128,36 @@ export const configSchema = z
       })
       .strict()
       .default({ inFlight: 8, exportTimeoutMs: 120_000 }),
+    compute: z
+      .object({
+        /** Per-instance runtime directories (QMP/QGA sockets, pid, console). Default: DATA_DIR/instances. */
+        instancesDir: z.string().optional(),
+        qemuBinary: z.string().default('qemu-system-x86_64'),
+        /** 'auto': KVM only when a trial boot under KVM succeeds, else TCG. */
+        accel: z.enum(['auto', 'kvm', 'tcg']).default('auto'),
+        /** Budget for a boot to an answering guest agent. */
+        bootTimeoutMs: z.number().int().positive().default(120_000),
+        /** Freeze deadline when a quiesce call names none. */
+        defaultFreezeDeadlineMs: z.number().int().positive().default(60_000),
+      })
+      .strict()
+      .default({ qemuBinary: 'qemu-system-x86_64', accel: 'auto', bootTimeoutMs: 120_000, defaultFreezeDeadlineMs: 60_000 }),
+    images: z
+      .object({
+        /** Where uploaded image data lives. Default: DATA_DIR/images. */
+        directory: z.string().optional(),
+        /** Largest accepted upload. */
+        maxSizeBytes: z.number().int().positive().default(64 * 1024 * 1024 * 1024),
+      })
+      .strict()
+      .default({ maxSizeBytes: 64 * 1024 * 1024 * 1024 }),
+    plans: z
+      .object({
+        /** How often the scheduler looks for plans whose cron schedule is due. */
+        scheduleTickMs: z.number().int().positive().default(5_000),
+      })
+      .strict()
+      .default({ scheduleTickMs: 5_000 }),
     logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   })
   .strict();

@@ -135,7 +135,7 @@ export async function createGroupFromSource(deps: ServiceDeps, caller: Caller, i
         status: 'creating', attach_status: 'detached', migration_status: null, volume_type_id: m.origin.volume_type_id,
         availability_zone: group.availability_zone, host, bootable: m.origin.bootable, multiattach: m.origin.multiattach,
         snapshot_id: m.snapshotId, source_volid: m.sourceVolid, group_id: groupId, metadata: '{}', active_layer_id: null,
-        error_reason: null, created_at: now, updated_at: null, launched_at: null,
+        error_reason: null, created_at: now, updated_at: null, launched_at: null, image_metadata: null,
       };
       await trx.insertInto('volumes').values(vol).execute();
       jobMembers.push({ volumeId: vol.id, snapshotId: m.snapshotId, sourceVolid: m.sourceVolid });

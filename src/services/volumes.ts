@@ -110,6 +110,7 @@ export async function insertVolume(trx: Executor, deps: ServiceDeps, caller: Cal
     created_at: now,
     updated_at: null,
     launched_at: null,
+    image_metadata: null,
   };
   await trx.insertInto('volumes').values(volume).execute();
   // A clone or a volume from a snapshot must live beside its source; anything

@@ -6,6 +6,7 @@ import { transfersSchema } from './migrations/0002_transfers.js';
 import { qosMessagesSchema } from './migrations/0003_qos_messages.js';
 import { backupsSchema } from './migrations/0004_backups.js';
 import { layerPinsSchema } from './migrations/0005_layer_pins.js';
+import { computeImagesPlansSchema } from './migrations/0006_compute_images_plans.js';
 
 const migrations: Record<string, (store: Store) => Migration> = {
   '0001_initial': initialSchema,
@@ -13,6 +14,7 @@ const migrations: Record<string, (store: Store) => Migration> = {
   '0003_qos_messages': qosMessagesSchema,
   '0004_backups': backupsSchema,
   '0005_layer_pins': layerPinsSchema,
+  '0006_compute_images_plans': computeImagesPlansSchema,
 };
 
 export async function migrateToLatest(store: Store): Promise<void> {

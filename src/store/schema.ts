@@ -27,6 +27,8 @@ export interface VolumeTable {
   created_at: string;
   updated_at: string | null;
   launched_at: string | null;
+  /** Cinder's volume_image_metadata as a JSON object, or null. */
+  image_metadata: string | null;
 }
 
 export interface SnapshotTable {
@@ -214,6 +216,11 @@ export interface Database {
   volume_type_encryption: VolumeTypeEncryptionTable;
   messages: MessageTable;
   backups: BackupTable;
+  instances: InstanceTable;
+  instance_volumes: InstanceVolumeTable;
+  images: ImageTable;
+  protection_plans: ProtectionPlanTable;
+  plan_runs: PlanRunTable;
 }
 
 export type VolumeRow = Selectable<VolumeTable>;
@@ -335,3 +342,120 @@ export interface BackupTable {
 }
 
 export type BackupRow = Selectable<BackupTable>;
+
+// ---- compute, images, protection plans (migration 0006) ----
+
+export interface InstanceTable {
+  id: string;
+  project_id: string;
+  user_id: string;
+  name: string;
+  /** BUILD | ACTIVE | SHUTOFF | ERROR | DELETED */
+  status: string;
+  /** spawning | powering-on | powering-off | deleting | null */
+  task_state: string | null;
+  /** 0 NOSTATE, 1 RUNNING, 4 SHUTDOWN */
+  power_state: number;
+  host: string | null;
+  vcpus: number;
+  memory_mib: number;
+  /** JSON InstanceBoot. */
+  boot: string;
+  metadata: string;
+  /** thawed | freezing | frozen | thawing | error */
+  quiesce_state: string;
+  quiesce_deadline_at: number | null;
+  quiesce_frozen_at: number | null;
+  quiesce_detail: string | null;
+  fault: string | null;
+  created_at: string;
+  updated_at: string | null;
+  launched_at: string | null;
+}
+
+/** How the compute role boots an instance: QEMU direct kernel boot, the kernel
+ *  and initramfs being images named by the boot volume's image metadata. */
+export interface InstanceBoot {
+  kernelImageId: string;
+  ramdiskImageId: string;
+  commandLine: string;
+}
+
+export interface InstanceVolumeTable {
+  instance_id: string;
+  volume_id: string;
+  attachment_id: string;
+  device: string;
+  boot_index: number | null;
+  delete_on_termination: number;
+  created_at: string;
+}
+
+export interface ImageTable {
+  id: string;
+  owner: string;
+  name: string | null;
+  status: string;
+  disk_format: string | null;
+  container_format: string | null;
+  visibility: string;
+  protected: number;
+  min_disk: number;
+  min_ram: number;
+  size: number | null;
+  virtual_size: number | null;
+  checksum: string | null;
+  os_hash_algo: string | null;
+  os_hash_value: string | null;
+  properties: string;
+  tags: string;
+  location: string | null;
+  created_at: string;
+  updated_at: string | null;
+}
+
+export interface ProtectionPlanTable {
+  id: string;
+  project_id: string;
+  user_id: string;
+  name: string;
+  description: string | null;
+  /** JSON PlanStage[]. */
+  stages: string;
+  require_quiesce: number;
+  freeze_deadline_ms: number;
+  schedule: string | null;
+  next_run_at: number | null;
+  keep_last: number | null;
+  backup: number;
+  created_at: string;
+  updated_at: string | null;
+}
+
+export interface PlanStage {
+  instances: { instance_id: string; volume_ids: string[] }[];
+}
+
+export interface PlanRunTable {
+  id: string;
+  plan_id: string;
+  project_id: string;
+  status: string;
+  trigger: string;
+  consistency: string | null;
+  record: string;
+  freeze_window_ms: number | null;
+  snapshot_ids: string;
+  backup_ids: string;
+  error: string | null;
+  started_at: string | null;
+  finished_at: string | null;
+  created_at: string;
+  updated_at: string | null;
+}
+
+export type InstanceRow = Selectable<InstanceTable>;
+export type InstanceVolumeRow = Selectable<InstanceVolumeTable>;
+export type ImageRow = Selectable<ImageTable>;
+export type ProtectionPlanRow = Selectable<ProtectionPlanTable>;
+export type PlanRunRow = Selectable<PlanRunTable>;

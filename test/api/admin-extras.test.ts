@@ -63,7 +63,7 @@ async function addVolume(store: Store, v: { id: string; project: string; size: n
   const type = await store.db.selectFrom('volume_types').select('id').where('name', '=', '__DEFAULT__').executeTakeFirstOrThrow();
   await store.db
     .insertInto('volumes')
-    .values({ id: v.id, project_id: v.project, user_id: 'u', name: null, description: null, size: v.size, status: 'available', attach_status: 'detached', migration_status: null, volume_type_id: type.id, availability_zone: 'nova', host: v.host, bootable: 0, multiattach: 0, snapshot_id: null, source_volid: null, group_id: null, metadata: '{}', active_layer_id: null, error_reason: null, created_at: nowIso(), updated_at: null, launched_at: null })
+    .values({ id: v.id, project_id: v.project, user_id: 'u', name: null, description: null, size: v.size, status: 'available', attach_status: 'detached', migration_status: null, volume_type_id: type.id, availability_zone: 'nova', host: v.host, bootable: 0, multiattach: 0, snapshot_id: null, source_volid: null, group_id: null, metadata: '{}', active_layer_id: null, error_reason: null, created_at: nowIso(), updated_at: null, launched_at: null, image_metadata: null })
     .execute();
 }
 

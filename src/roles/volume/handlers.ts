@@ -164,6 +164,20 @@ export function volumeHandlers(ctx: HandlerContext): Record<string, JobHandler> 
       });
     },
 
+    // A protection-plan run's snapshots on this host: like a group snapshot, ONE
+    // transaction, but over any set of volumes (a plan spans groups and hosts).
+    snapshot_set: async (job) => {
+      const ids = Array.isArray(job.payload['snapshotIds']) ? (job.payload['snapshotIds'] as unknown[]).map(String) : [];
+      if (ids.length === 0) return { taken: [] };
+      const snaps = await db.selectFrom('snapshots').selectAll().where('id', 'in', ids).where('status', '=', 'creating').execute();
+      if (snaps.length === 0) return { taken: [] };
+      const started = performance.now();
+      await ctx.ops.switchToOverlays(fencedFor(ctx, job), snaps.map((s) => ({ volumeId: s.volume_id, purpose: `snapshot:${s.id}` })), async (trx, frozen) => {
+        for (const s of snaps) await markSnapshotTaken(trx, s.id, frozen.get(s.volume_id)!);
+      });
+      return { taken: snaps.map((s) => s.id), ms: performance.now() - started };
+    },
+
     delete_group_snapshot: async (job) => {
       await ctx.jobs.withFence(job, async (trx) => {
         await trx.deleteFrom('snapshots').where('group_snapshot_id', '=', job.resourceId).execute();
@@ -252,6 +266,11 @@ export async function recordFailure(ctx: HandlerContext, job: ClaimedJob, err: u
         await trx.updateTable('group_snapshots').set({ status: 'error', updated_at: now }).where('id', '=', job.resourceId).execute();
         await trx.updateTable('snapshots').set({ status: 'error', updated_at: now }).where('group_snapshot_id', '=', job.resourceId).execute();
         break;
+      case 'snapshot_set': {
+        const ids = Array.isArray(job.payload['snapshotIds']) ? (job.payload['snapshotIds'] as unknown[]).map(String) : [];
+        if (ids.length > 0) await trx.updateTable('snapshots').set({ status: 'error', updated_at: now }).where('id', 'in', ids).where('status', '=', 'creating').execute();
+        break;
+      }
       case 'delete_group_snapshot':
         await trx.updateTable('group_snapshots').set({ status: 'error_deleting', updated_at: now }).where('id', '=', job.resourceId).execute();
         break;
