@@ -53,11 +53,12 @@ function serve(roles: RoleName[], description: string, program: Command, name: s
 export async function main(argv: string[]): Promise<void> {
   const program = new Command();
   program.name('bulwark').description('Block storage and site-loss protection for VM volumes on QEMU');
-  serve(['api', 'scheduler', 'volume', 'backup'], 'run every role in one process on embedded defaults', program, 'all-in-one');
+  serve(['api', 'scheduler', 'volume', 'backup', 'compute'], 'run every role in one process on embedded defaults', program, 'all-in-one');
   serve(['api'], 'run the Keystone + Cinder API', program, 'api');
   serve(['scheduler'], 'run the scheduler', program, 'scheduler');
   serve(['volume'], 'run the volume service for this host\'s pools', program, 'volume');
   serve(['backup'], 'run a backup service (any number, on any host)', program, 'backup');
+  serve(['compute'], 'run the compute service for this hypervisor host (QEMU VMs on Bulwark volumes)', program, 'compute');
   program
     .command('demo')
     .description('start all-in-one on embedded defaults and walk through volumes, snapshots, a group snapshot and clones')

@@ -11,8 +11,9 @@ import { buildApiApp, publicUrlOf } from './api/app.js';
 import { SchedulerRole } from './scheduler/role.js';
 import { VolumeRole } from './volume/role.js';
 import { BackupRole } from './backup/role.js';
+import { ComputeRole } from './compute/role.js';
 
-export type RoleName = 'api' | 'scheduler' | 'volume' | 'backup';
+export type RoleName = 'api' | 'scheduler' | 'volume' | 'backup' | 'compute';
 
 export interface RunningRoles {
   readonly store: Store;
@@ -32,10 +33,12 @@ export async function startRoles(config: BulwarkConfig, roles: ReadonlySet<RoleN
   let volume: VolumeRole | null = null;
   let scheduler: SchedulerRole | null = null;
   let backup: BackupRole | null = null;
+  let compute: ComputeRole | null = null;
   const kick = () => {
     scheduler?.kick();
     volume?.kick();
     backup?.kick();
+    compute?.kick();
   };
   // A role that fails to start takes down the ones already started, so a
   // failed start leaves no daemon or store behind.
@@ -48,11 +51,16 @@ export async function startRoles(config: BulwarkConfig, roles: ReadonlySet<RoleN
       backup = new BackupRole(config, store, jobs, log, () => volume?.kick());
       await backup.start();
     }
+    if (roles.has('compute')) {
+      compute = new ComputeRole({ store, jobs, config, kick }, log);
+      await compute.start();
+    }
     if (roles.has('scheduler')) {
-      scheduler = new SchedulerRole(config, store, jobs, log, () => volume?.kick());
+      scheduler = new SchedulerRole(config, store, jobs, log, kick);
       await scheduler.start();
     }
   } catch (err) {
+    await compute?.stop().catch(() => undefined);
     await scheduler?.stop().catch(() => undefined);
     await backup?.stop().catch(() => undefined);
     await volume?.stop({ keepDaemon: false }).catch(() => undefined);
@@ -88,6 +96,7 @@ export async function startRoles(config: BulwarkConfig, roles: ReadonlySet<RoleN
       await app?.close();
       await scheduler?.stop();
       await backup?.stop();
+      await compute?.stop();
       await volume?.stop(opts);
       await store.close();
     },

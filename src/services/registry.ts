@@ -10,6 +10,8 @@ import type { ServiceRow } from '../store/schema.js';
 export const VOLUME_BINARY = 'cinder-volume';
 export const SCHEDULER_BINARY = 'cinder-scheduler';
 export const BACKUP_BINARY = 'cinder-backup';
+/** Compute services share the table but are Nova's, not Cinder's: Cinder's service and host lists leave them out. */
+export const COMPUTE_BINARY = 'nova-compute';
 
 export type Capabilities = Record<string, unknown>;
 

@@ -6,7 +6,7 @@ import { badRequest, invalidInput, notFound } from '../api/errors.js';
 import type { Executor, Store } from '../store/db.js';
 import { nowIso } from '../store/db.js';
 import type { ServiceRow } from '../store/schema.js';
-import { VOLUME_BINARY } from './registry.js';
+import { COMPUTE_BINARY, VOLUME_BINARY } from './registry.js';
 
 export function hostMatches(value: string, host: string): boolean {
   if (host === value) return true;
@@ -16,7 +16,7 @@ export function hostMatches(value: string, host: string): boolean {
 }
 
 export async function listServiceRows(ex: Executor, filters: { host?: string; binary?: string }): Promise<ServiceRow[]> {
-  let q = ex.selectFrom('services').selectAll().orderBy('id');
+  let q = ex.selectFrom('services').selectAll().where('binary', '!=', COMPUTE_BINARY).orderBy('id');
   if (filters.binary !== undefined) q = q.where('binary', '=', filters.binary);
   const rows = await q.execute();
   return filters.host === undefined ? rows : rows.filter((r) => hostMatches(filters.host!, r.host));

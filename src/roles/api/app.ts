@@ -1,10 +1,12 @@
 // The HTTP surface on one port, laid out like devstack's: Keystone under
-// /identity, Cinder under /volume, Glance's version document under /image.
+// /identity, Cinder under /volume, Glance (version document and v2) under /image.
 import { join } from 'node:path';
 import fastify, { type FastifyInstance } from 'fastify';
 import type { BulwarkConfig } from '../../config/schema.js';
 import { installApiBehaviour } from '../../api/http.js';
 import { cinderPlugin } from '../../api/cinder/plugin.js';
+import { computePlugin } from '../../api/compute/plugin.js';
+import { imagePlugin } from '../../api/image/plugin.js';
 import type { Authenticate } from '../../api/cinder/scope.js';
 import { identityPlugin, IdentityService, loadOrCreateTokenKey, type CatalogService } from '../../api/identity/index.js';
 import type { ServiceDeps } from '../../services/deps.js';
@@ -25,6 +27,7 @@ export function catalogFor(base: string): CatalogService[] {
     { type: 'volumev3', name: 'cinderv3', endpoints: all(volume) },
     { type: 'block-storage', name: 'cinder', endpoints: all(volume) },
     { type: 'image', name: 'glance', endpoints: all(`${base}/image`) },
+    { type: 'compute', name: 'nova', endpoints: all(`${base}/compute/v2.1`) },
   ];
 }
 
@@ -42,5 +45,8 @@ export async function buildApiApp(deps: ServiceDeps, publicUrl: string, opts: { 
   };
   await app.register(identityPlugin, { identity, identityPrefix: '/identity', imagePrefix: '/image', publicUrl });
   await app.register(cinderPlugin, { prefix: '/volume', deps, authenticate, publicBaseUrl: `${publicUrl}/volume` });
+  await app.register(computePlugin, { prefix: '/compute', deps, authenticate, publicBaseUrl: `${publicUrl}/compute` });
+  // Glance v2 beside the version document the identity plugin serves at /image.
+  await app.register(imagePlugin, { prefix: '/image', deps, authenticate });
   return { app, identity };
 }

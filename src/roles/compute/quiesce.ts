@@ -1,0 +1,138 @@
+// Freeze and thaw of the guests on this host, through each VM's guest agent.
+// Safety first: the deadline is armed with the detached watchdog BEFORE the
+// freeze is sent, so a freeze that lands after this process died is still
+// thawed; a thaw disarms it only once the guest reports 'thawed'.
+import { join } from 'node:path';
+import { QgaConnection } from '../../drivers/qga/connection.js';
+import { fsfreezeFreeze, fsfreezeStatus, fsfreezeThaw } from '../../drivers/qga/commands.js';
+import { armFreezeDeadline, disarmFreezeDeadline } from '../../drivers/vm/freeze-watchdog.js';
+import type { Executor } from '../../store/db.js';
+import { nowIso } from '../../store/db.js';
+import type { InstanceRow } from '../../store/schema.js';
+import type { ComputeContext } from './context.js';
+
+/** Wall-clock milliseconds with sub-millisecond resolution, comparable across hosts' records. */
+export function preciseNow(): number {
+  return performance.timeOrigin + performance.now();
+}
+
+export interface FreezeOutcome {
+  instance_id: string;
+  ok: boolean;
+  /** True when the guest's filesystems were frozen. */
+  quiesced: boolean;
+  freeze_started_at: number | null;
+  frozen_at: number | null;
+  filesystems: number;
+  error: string | null;
+}
+
+export interface ThawOutcome {
+  instance_id: string;
+  ok: boolean;
+  thaw_started_at: number | null;
+  thawed_at: number | null;
+  error: string | null;
+}
+
+async function casQuiesce(ex: Executor, id: string, from: readonly string[], values: Partial<Pick<InstanceRow, 'quiesce_state' | 'quiesce_deadline_at' | 'quiesce_frozen_at' | 'quiesce_detail'>>): Promise<boolean> {
+  const res = await ex
+    .updateTable('instances')
+    .set({ ...values, updated_at: nowIso() })
+    .where('id', '=', id)
+    .where('quiesce_state', 'in', [...from])
+    .executeTakeFirst();
+  return res.numUpdatedRows === 1n;
+}
+
+function errorText(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+async function withAgent<T>(ctx: ComputeContext, inst: InstanceRow, fn: (conn: QgaConnection) => Promise<T>): Promise<T> {
+  // One connection per operation: the agent socket serves one client at a time
+  // and the watchdog must be able to get in when we are gone.
+  const conn = await QgaConnection.connect(join(ctx.instanceDir(inst.id), 'qga.sock'), { timeoutMs: ctx.agentTimeoutMs, commandTimeoutMs: ctx.agentTimeoutMs });
+  try {
+    return await fn(conn);
+  } finally {
+    await conn.close().catch(() => undefined);
+  }
+}
+
+export async function freezeInstance(ctx: ComputeContext, instanceId: string, deadlineAt: number): Promise<FreezeOutcome> {
+  const out: FreezeOutcome = { instance_id: instanceId, ok: false, quiesced: false, freeze_started_at: null, frozen_at: null, filesystems: 0, error: null };
+  const db = ctx.deps.store.db;
+  const inst = await db.selectFrom('instances').selectAll().where('id', '=', instanceId).executeTakeFirst();
+  if (!inst || inst.host !== ctx.host || inst.status !== 'ACTIVE') {
+    out.error = `instance ${instanceId} is not running on ${ctx.host}`;
+    return out;
+  }
+  if (!(await casQuiesce(db, instanceId, ['thawed', 'frozen', 'error'], { quiesce_state: 'freezing', quiesce_deadline_at: deadlineAt, quiesce_detail: null }))) {
+    out.error = `instance ${instanceId} is busy freezing or thawing`;
+    return out;
+  }
+  const dir = ctx.instanceDir(instanceId);
+  await armFreezeDeadline(dir, deadlineAt);
+  let sent = false;
+  try {
+    const n = await withAgent(ctx, inst, async (conn) => {
+      out.freeze_started_at = preciseNow();
+      sent = true;
+      return fsfreezeFreeze(conn, { timeoutMs: Math.max(1_000, deadlineAt - Date.now()) });
+    });
+    out.frozen_at = preciseNow();
+    out.filesystems = n;
+    out.quiesced = true;
+    out.ok = true;
+    await casQuiesce(db, instanceId, ['freezing'], { quiesce_state: 'frozen', quiesce_frozen_at: Math.round(out.frozen_at), quiesce_detail: `${n} filesystem(s) frozen` });
+  } catch (err) {
+    out.error = `guest agent: ${errorText(err)}`;
+    // A freeze that was sent may still complete in the guest: thaw anyway. If
+    // that fails too the watchdog stays armed and thaws at the deadline.
+    const thawed = sent ? await thawQuietly(ctx, inst) : true;
+    if (thawed) await disarmFreezeDeadline(dir);
+    await casQuiesce(db, instanceId, ['freezing'], { quiesce_state: thawed ? 'thawed' : 'error', quiesce_detail: out.error, ...(thawed ? { quiesce_deadline_at: null } : {}) });
+  }
+  return out;
+}
+
+async function thawQuietly(ctx: ComputeContext, inst: InstanceRow): Promise<boolean> {
+  try {
+    await withAgent(ctx, inst, async (conn) => {
+      await fsfreezeThaw(conn);
+      if ((await fsfreezeStatus(conn)) !== 'thawed') throw new Error('still frozen after thaw');
+    });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+export async function thawInstance(ctx: ComputeContext, instanceId: string): Promise<ThawOutcome> {
+  const out: ThawOutcome = { instance_id: instanceId, ok: false, thaw_started_at: null, thawed_at: null, error: null };
+  const db = ctx.deps.store.db;
+  const inst = await db.selectFrom('instances').selectAll().where('id', '=', instanceId).executeTakeFirst();
+  if (!inst || inst.host !== ctx.host) {
+    out.error = `instance ${instanceId} is not on ${ctx.host}`;
+    return out;
+  }
+  await casQuiesce(db, instanceId, ['frozen', 'error', 'thawed'], { quiesce_state: 'thawing' });
+  try {
+    await withAgent(ctx, inst, async (conn) => {
+      out.thaw_started_at = preciseNow();
+      await fsfreezeThaw(conn);
+      out.thawed_at = preciseNow();
+      const status = await fsfreezeStatus(conn);
+      if (status !== 'thawed') throw new Error(`guest reports ${status} after thaw`);
+    });
+    out.ok = true;
+    await disarmFreezeDeadline(ctx.instanceDir(instanceId));
+    await casQuiesce(db, instanceId, ['thawing'], { quiesce_state: 'thawed', quiesce_deadline_at: null, quiesce_frozen_at: null, quiesce_detail: null });
+  } catch (err) {
+    out.error = `guest agent: ${errorText(err)}`;
+    // The watchdog stays armed: it thaws at the deadline whatever happens here.
+    await casQuiesce(db, instanceId, ['thawing'], { quiesce_state: 'error', quiesce_detail: `thaw failed: ${out.error}` });
+  }
+  return out;
+}
