@@ -10,6 +10,7 @@ import { isEncryptedType } from './encryption-types.js';
 import { enforceQuota, enforceTypeQuota } from './quotas.js';
 import { casStatus } from './status.js';
 import { resolveVolumeType } from './volume-types.js';
+import { imageDirectory, imageForVolume, insertImageForVolume, volumeImageMetadata, type ImageRow } from './images.js';
 
 export const DELETABLE = ['available', 'error', 'error_restoring', 'error_extending', 'error_managing'] as const;
 export const VOLUME_STATUSES = [
@@ -29,6 +30,8 @@ export interface CreateVolumeInput {
   groupId?: string | null;
   metadata?: Record<string, string>;
   multiattach?: boolean;
+  /** Create from this image (id): the volume role writes the image into the new volume. */
+  imageRef?: string | null;
 }
 
 export async function getVolume(ex: Executor, caller: Caller, id: string): Promise<VolumeRow> {
@@ -73,6 +76,13 @@ export async function insertVolume(trx: Executor, deps: ServiceDeps, caller: Cal
     host = src.host;
     typeRef ??= src.volume_type_id;
   }
+  let imageMetadata: Record<string, string> | null = null;
+  if (input.imageRef) {
+    if (input.snapshotId || input.sourceVolid) throw invalidInput('imageRef cannot be combined with snapshot_id or source_volid.');
+    const fit = await imageForVolume(trx, caller, input.imageRef, size);
+    size = fit.sizeGiB;
+    imageMetadata = volumeImageMetadata(fit.image);
+  }
   if (size === undefined) throw invalidInput(`Size must be specified when creating a volume without a source.`);
   const vtype = await resolveVolumeType(trx, caller, typeRef);
   if (await isEncryptedType(trx, vtype.id)) throw invalidInput('encrypted volume types are not supported by this deployment.');
@@ -110,7 +120,7 @@ export async function insertVolume(trx: Executor, deps: ServiceDeps, caller: Cal
     created_at: now,
     updated_at: null,
     launched_at: null,
-    image_metadata: null,
+    image_metadata: imageMetadata ? JSON.stringify(imageMetadata) : null,
   };
   await trx.insertInto('volumes').values(volume).execute();
   // A clone or a volume from a snapshot must live beside its source; anything
@@ -243,5 +253,54 @@ export async function retypeVolume(deps: ServiceDeps, caller: Caller, id: string
     // Only the new type's own quota changes: the project's totals stay the same.
     await enforceTypeQuota(trx, deps.config, vol.project_id, { volumes: 1, gigabytes: vol.size }, vtype.id);
     if (!(await casStatus(trx, 'volumes', id, [vol.status], { volume_type_id: vtype.id }))) throw invalidVolume('Volume status changed concurrently; try again.');
+  });
+}
+
+/** Keys of volume_image_metadata that describe the source image itself, not properties to carry over. */
+const IMAGE_BASE_KEYS = new Set(['image_id', 'image_name', 'checksum', 'size', 'disk_format', 'container_format', 'min_disk', 'min_ram']);
+
+export interface UploadToImageInput {
+  readonly imageName: string;
+  readonly force: boolean;
+  readonly diskFormat: string;
+  readonly containerFormat: string;
+  readonly visibility: string;
+  readonly protected: boolean;
+}
+
+/** os-volume_upload_image (Cinder's copy_volume_to_image): a queued image is made
+ *  now, the volume goes to uploading, and its host's volume role fills the image. */
+export async function uploadVolumeToImage(deps: ServiceDeps, caller: Caller, id: string, input: UploadToImageInput): Promise<{ volume: VolumeRow; image: ImageRow }> {
+  const out = await deps.store.transaction(async (trx) => {
+    const vol = await getVolume(trx, caller, id);
+    const allowed = input.force ? ['available', 'in-use'] : ['available'];
+    if (!allowed.includes(vol.status)) throw invalidVolume(`Volume ${id} status must be ${allowed.join(' or ')}${input.force ? '' : ' (in-use needs force)'}, but current status is: ${vol.status}.`);
+    if (!vol.host || !vol.active_layer_id) throw invalidVolume(`Volume ${id} has no storage yet.`);
+    const carried: Record<string, string> = {};
+    for (const [k, v] of Object.entries(JSON.parse(vol.image_metadata ?? '{}') as Record<string, string>)) if (!IMAGE_BASE_KEYS.has(k)) carried[k] = v;
+    const image = await insertImageForVolume(trx, caller, {
+      name: input.imageName, diskFormat: input.diskFormat, containerFormat: input.containerFormat, visibility: input.visibility, protected: input.protected, properties: carried, minDisk: vol.size,
+    });
+    if (!(await casStatus(trx, 'volumes', id, [vol.status], { status: 'uploading' }))) throw invalidVolume('Volume status changed concurrently; try again.');
+    await deps.jobs.enqueue(trx, { kind: 'upload_volume_to_image', target: vol.host, resourceId: id, payload: { imageId: image.id, previousStatus: vol.status, directory: imageDirectory(deps) } });
+    return { volume: { ...vol, status: 'uploading' }, image };
+  });
+  deps.kick?.();
+  return out;
+}
+
+/** os-set_image_metadata / os-unset_image_metadata: edits the volume's copy of image properties. */
+export async function changeVolumeImageMetadata(deps: ServiceDeps, caller: Caller, id: string, change: { set?: Record<string, string>; unset?: string }): Promise<Record<string, string>> {
+  return deps.store.transaction(async (trx) => {
+    const vol = await getVolume(trx, caller, id);
+    if (!['available', 'in-use'].includes(vol.status)) throw invalidVolume(`Volume ${id} status must be available or in-use, but current status is: ${vol.status}.`);
+    const meta = JSON.parse(vol.image_metadata ?? '{}') as Record<string, string>;
+    if (change.unset !== undefined) {
+      if (!(change.unset in meta)) throw notFound(`Glance metadata for volume ${id} with key ${change.unset} could not be found.`);
+      delete meta[change.unset];
+    }
+    Object.assign(meta, change.set ?? {});
+    await trx.updateTable('volumes').set({ image_metadata: Object.keys(meta).length > 0 ? JSON.stringify(meta) : null, updated_at: nowIso() }).where('id', '=', id).execute();
+    return meta;
   });
 }

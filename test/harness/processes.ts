@@ -20,7 +20,7 @@ export interface Cluster {
   readonly dir: string;
   readonly configFile: string;
   readonly url: string;
-  start(role: 'api' | 'scheduler' | 'volume' | 'backup'): Promise<RoleProcess>;
+  start(role: 'api' | 'scheduler' | 'volume' | 'backup' | 'compute'): Promise<RoleProcess>;
   kill9(p: RoleProcess): Promise<void>;
   stopAll(): Promise<void>;
 }

@@ -12,6 +12,7 @@ import { GiB, LayerOps, type Fenced } from './layer-ops.js';
 import type { PoolRuntime } from './pool.js';
 import type { TlsGateway } from './gateway.js';
 import { computeChangeMap } from './change-map.js';
+import { fillVolumeFromImage, recordUploadFailure, uploadVolumeToImage } from '../../images/volume-copy.js';
 
 export interface HandlerContext {
   readonly pool: PoolRuntime;
@@ -59,14 +60,18 @@ async function createVolumeStorage(ctx: HandlerContext, job: ClaimedJob, volumeI
     backing = (await getLayer(db, frozen.get(vol.source_volid)!)) ?? null;
   }
   const layer = await ctx.ops.prepareLayer(fenced, `volume:${vol.id}`, backing, vol.size * GiB, true);
+  // A volume made from an image (image_metadata set at create, no other source)
+  // is `downloading` until create_volume_from_image has written the image.
+  const fromImage = vol.image_metadata !== null && !vol.snapshot_id && !vol.source_volid;
   await fenced(async (trx) => {
     await trx.updateTable('layers').set({ state: 'ready', pending_for: null }).where('id', '=', layer.id).execute();
-    await trx
+    const res = await trx
       .updateTable('volumes')
-      .set({ active_layer_id: layer.id, status: 'available', launched_at: nowIso(), updated_at: nowIso() })
+      .set({ active_layer_id: layer.id, status: fromImage ? 'downloading' : 'available', launched_at: nowIso(), updated_at: nowIso() })
       .where('id', '=', vol.id)
       .where('status', '=', 'creating')
-      .execute();
+      .executeTakeFirst();
+    if (fromImage && res.numUpdatedRows === 1n) await ctx.jobs.enqueue(trx, { kind: 'create_volume_from_image', target: vol.host, resourceId: vol.id });
   });
 }
 
@@ -226,6 +231,10 @@ export function volumeHandlers(ctx: HandlerContext): Record<string, JobHandler> 
       await removeExport(ctx.pool.qmp, String(job.payload['exportId']));
     },
 
+    create_volume_from_image: async (job) => fillVolumeFromImage(ctx, job),
+
+    upload_volume_to_image: async (job) => uploadVolumeToImage(ctx, job),
+
     unexport_volume: async (job) => {
       await ctx.gateway?.removeExport(String(job.payload['exportId']));
       await removeExport(ctx.pool.qmp, String(job.payload['exportId']));
@@ -280,6 +289,12 @@ export async function recordFailure(ctx: HandlerContext, job: ClaimedJob, err: u
         break;
       case 'delete_group':
         await trx.updateTable('groups').set({ status: 'error_deleting', updated_at: now }).where('id', '=', job.resourceId).execute();
+        break;
+      case 'create_volume_from_image':
+        await trx.updateTable('volumes').set({ status: 'error', error_reason: reason, updated_at: now }).where('id', '=', job.resourceId).where('status', '=', 'downloading').execute();
+        break;
+      case 'upload_volume_to_image':
+        await recordUploadFailure(trx, job);
         break;
       default:
         break;

@@ -9,11 +9,12 @@ import {
   reserveAttachment,
   type Connector,
 } from '../../../services/attachments.js';
-import { deleteVolume, extendVolume, getVolume, resetVolumeStatus, retypeVolume, revertVolume, setBootable } from '../../../services/volumes.js';
+import { changeVolumeImageMetadata, deleteVolume, extendVolume, getVolume, resetVolumeStatus, retypeVolume, revertVolume, setBootable, uploadVolumeToImage } from '../../../services/volumes.js';
+import { volumeTypeView } from '../views/volume-type.js';
 import { casStatus } from '../../../services/status.js';
 import { badRequest, invalidVolume } from '../../errors.js';
 import { atLeast } from '../../microversion.js';
-import { parseBody, parseBool, sizeGiB, uuidField } from '../../validate.js';
+import { metadataField, parseBody, parseBool, sizeGiB, uuidField } from '../../validate.js';
 import { requireAdmin, requireWriter } from '../policy.js';
 import type { CinderPluginOptions } from '../plugin.js';
 import { scopeOf } from '../scope.js';
@@ -154,6 +155,58 @@ export function registerVolumeActionRoutes(app: FastifyInstance, opts: CinderPlu
         const att = await findLegacyAttachment(db, id, { attachmentId: b.attachment_id ?? null });
         if (att) await deleteAttachment(deps, s, att.id);
         return reply.code(202).send();
+      }
+      case 'os-volume_upload_image': {
+        const b = parseBody(
+          z.object({
+            image_name: z.string().min(1).max(255),
+            force: z.union([z.boolean(), z.string()]).optional(),
+            disk_format: z.string().optional(),
+            container_format: z.string().optional(),
+            visibility: z.string().optional(),
+            protected: z.union([z.boolean(), z.string()]).optional(),
+          }).strict(),
+          args,
+          'os-volume_upload_image',
+        );
+        const { volume, image } = await uploadVolumeToImage(deps, s, id, {
+          imageName: b.image_name,
+          force: b.force === undefined ? false : parseBool(b.force, 'force'),
+          diskFormat: b.disk_format ?? 'raw',
+          containerFormat: b.container_format ?? 'bare',
+          visibility: b.visibility ?? 'private',
+          protected: b.protected === undefined ? false : parseBool(b.protected, 'protected'),
+        });
+        const vtype = await db.selectFrom('volume_types').selectAll().where('id', '=', volume.volume_type_id).executeTakeFirst();
+        return reply.code(202).send({
+          'os-volume_upload_image': {
+            id: volume.id,
+            updated_at: volume.updated_at,
+            status: 'uploading',
+            display_description: volume.description,
+            size: volume.size,
+            volume_type: vtype ? volumeTypeView(s, vtype) : null,
+            image_id: image.id,
+            container_format: image.container_format,
+            disk_format: image.disk_format,
+            image_name: image.name,
+            protected: image.protected === 1,
+            visibility: image.visibility,
+          },
+        });
+      }
+      case 'os-set_image_metadata': {
+        const b = parseBody(z.object({ metadata: metadataField }).strict(), args, 'os-set_image_metadata');
+        return reply.code(200).send({ metadata: await changeVolumeImageMetadata(deps, s, id, { set: b.metadata }) });
+      }
+      case 'os-unset_image_metadata': {
+        const b = parseBody(z.object({ key: z.string().min(1).max(255) }).strict(), args, 'os-unset_image_metadata');
+        await changeVolumeImageMetadata(deps, s, id, { unset: b.key });
+        return reply.code(200).send();
+      }
+      case 'os-show_image_metadata': {
+        const vol = await getVolume(db, s, id);
+        return reply.code(200).send({ metadata: JSON.parse(vol.image_metadata ?? '{}') as Record<string, string> });
       }
       default:
         throw badRequest(`Invalid input received: there is no volume action '${action}'.`);

@@ -130,7 +130,6 @@ export function registerVolumeRoutes(app: FastifyInstance, opts: CinderPluginOpt
     const s = scopeOf(req);
     requireWriter(s);
     const body = parseBody(createSchema, req.body).volume;
-    if (body.imageRef) throw badRequest('Invalid input received: creating a volume from an image needs the image service, which this deployment does not run.');
     if (body.backup_id) throw badRequest('Invalid input received: restoring from a backup is done through the backups API.');
     const row = await createVolume(deps, s, {
       size: body.size ?? undefined,
@@ -143,6 +142,7 @@ export function registerVolumeRoutes(app: FastifyInstance, opts: CinderPluginOpt
       groupId: body.group_id ?? null,
       metadata: body.metadata ?? {},
       multiattach: body.multiattach === undefined ? false : parseBool(body.multiattach, 'multiattach'),
+      imageRef: body.imageRef ?? null,
     });
     const [view] = await renderVolumes(db, s, [row], true);
     return reply.code(202).send({ volume: view });

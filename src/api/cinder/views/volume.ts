@@ -49,6 +49,8 @@ export function volumeView(v: ViewContext, row: VolumeRow, extras: VolumeViewExt
     migration_status: row.migration_status,
   };
   if (!extras.bare) body['os-vol-tenant-attr:tenant_id'] = row.project_id;
+  // Cinder's volume_image_metadata: present only for volumes that have image metadata.
+  if (!extras.bare && row.image_metadata) body['volume_image_metadata'] = parseJson<Record<string, string>>(row.image_metadata, {});
   if (v.isAdmin && !extras.bare) {
     body['os-vol-host-attr:host'] = row.host;
     body['os-vol-mig-status-attr:migstat'] = row.migration_status;
