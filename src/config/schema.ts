@@ -139,9 +139,11 @@ export const configSchema = z
         bootTimeoutMs: z.number().int().positive().default(120_000),
         /** Freeze deadline when a quiesce call names none. */
         defaultFreezeDeadlineMs: z.number().int().positive().default(60_000),
+        /** os-stop: how long a guest gets to power off after the ACPI request before QEMU is told to quit. */
+        shutdownGraceMs: z.number().int().min(0).default(10_000),
       })
       .strict()
-      .default({ qemuBinary: 'qemu-system-x86_64', accel: 'auto', bootTimeoutMs: 120_000, defaultFreezeDeadlineMs: 60_000 }),
+      .default({ qemuBinary: 'qemu-system-x86_64', accel: 'auto', bootTimeoutMs: 120_000, defaultFreezeDeadlineMs: 60_000, shutdownGraceMs: 10_000 }),
     images: z
       .object({
         /** Where uploaded image data lives. Default: DATA_DIR/images. */

@@ -7,7 +7,12 @@ import { execFile } from 'node:child_process';
 import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import type { ApiSession, Deployment } from '../harness/aio.js';
+import type { ApiSession } from '../harness/aio.js';
+
+/** A deployment in this process or a cluster of role processes: where its instances live. */
+export interface HasInstances {
+  readonly config: { readonly compute: { readonly instancesDir?: string | undefined } };
+}
 import { buildGuest, makeExt4Image } from '../harness/guest.js';
 import { QgaConnection } from '../../src/drivers/qga/connection.js';
 import { fsfreezeStatus } from '../../src/drivers/qga/commands.js';
@@ -66,7 +71,7 @@ export async function waitServer(s: ApiSession, id: string, want: readonly strin
 }
 
 /** Boot volume and data volume from the ext4 image, a server on them, its agent answering. */
-export async function bootServer(d: Deployment, s: ApiSession, images: BootImages, name: string): Promise<BootedServer> {
+export async function bootServer(d: HasInstances, s: ApiSession, images: BootImages, name: string): Promise<BootedServer> {
   const bootVolumeId = await createVolume(s, { size: 1, imageRef: images.rootId, name: `${name}-boot` });
   const dataVolumeId = await createVolume(s, { size: 1, imageRef: images.rootId, name: `${name}-data` });
   const res = await s.request<{ server: { id: string } }>('POST', '/compute/v2.1/servers', {
@@ -86,12 +91,12 @@ export async function bootServer(d: Deployment, s: ApiSession, images: BootImage
   return { id, bootVolumeId, dataVolumeId };
 }
 
-export function qgaSocketOf(d: Deployment, serverId: string): string {
+export function qgaSocketOf(d: HasInstances, serverId: string): string {
   return join(d.config.compute.instancesDir!, serverId, 'qga.sock');
 }
 
 /** The guest's own answer, straight from its agent (one short connection). */
-export async function guestFreezeStatus(d: Deployment, serverId: string): Promise<string> {
+export async function guestFreezeStatus(d: HasInstances, serverId: string): Promise<string> {
   const conn = await QgaConnection.connect(qgaSocketOf(d, serverId), { timeoutMs: 10_000 });
   try {
     return await fsfreezeStatus(conn);

@@ -1,12 +1,13 @@
 // A whole deployment for a test: all-in-one roles in this process (or split),
 // a temp data dir, the API on a free loopback port, and a small HTTP client
 // that logs in through Keystone like any OpenStack client.
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadConfig } from '../../src/config/load.js';
 import type { BulwarkConfig } from '../../src/config/schema.js';
 import { startRoles, type RoleName, type RunningRoles } from '../../src/roles/runtime.js';
+import { findVm } from '../../src/drivers/vm/index.js';
 
 export interface Deployment {
   readonly url: string;
@@ -49,9 +50,20 @@ export function testConfig(dataDir: string, opts: DeployOptions = {}): BulwarkCo
       logLevel: process.env['BULWARK_TEST_LOG'] ?? 'silent',
       jobs: { pollIntervalMs: 20, leaseTtlMs: 5_000, heartbeatIntervalMs: 1_000, serviceDownAfterMs: 10_000 },
       host: 'testhost',
+      // The test guest ignores ACPI power-off: do not wait for it.
+      compute: { shutdownGraceMs: 500 },
       ...(opts.overrides ?? {}),
     },
   });
+}
+
+/** Powers off every QEMU the compute role started under `instancesDir`. */
+export async function killInstances(instancesDir: string): Promise<void> {
+  if (!existsSync(instancesDir)) return;
+  for (const name of readdirSync(instancesDir)) {
+    const vm = await findVm(join(instancesDir, name)).catch(() => null);
+    if (vm) await vm.powerOff(0).catch(() => undefined);
+  }
 }
 
 export async function deploy(opts: DeployOptions = {}): Promise<Deployment> {
@@ -73,6 +85,8 @@ export async function deploy(opts: DeployOptions = {}): Promise<Deployment> {
     other,
     async stop(stopOpts = { keepDaemon: false }) {
       await roles.stop({ keepDaemon: stopOpts.keepDaemon });
+      // VMs outlive the compute role by design; a finished test must not leave them running.
+      if (!stopOpts.keepDaemon) await killInstances(config.compute.instancesDir!);
       if (!stopOpts.keepDir && !opts.dataDir) rmSync(dataDir, { recursive: true, force: true });
     },
   };

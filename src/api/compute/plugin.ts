@@ -153,6 +153,11 @@ export async function computePlugin(app: FastifyInstance, opts: ComputePluginOpt
         return { flavor: flavorView(scope(req), f, true) };
       });
 
+      s.get('/flavors/:id/os-extra_specs', async (req) => {
+        if (!findFlavor((req.params as { id: string }).id)) throw notFound(`Flavor ${(req.params as { id: string }).id} could not be found.`);
+        return { extra_specs: {} };
+      });
+
       // ---- servers ----
       const list = async (req: FastifyRequest, detail: boolean) => {
         const sc = scope(req);

@@ -108,7 +108,7 @@ export function computeHandlers(ctx: ComputeContext): Record<string, JobHandler>
     stop_instance: async (job) => {
       const inst = await loadInstance(ctx, job.resourceId);
       if (!inst || inst.status !== 'ACTIVE') return;
-      await powerOffInstance(ctx, inst, 10_000);
+      await powerOffInstance(ctx, inst, ctx.deps.config.compute.shutdownGraceMs);
       await setInstance(jobs, job, inst.id, ['ACTIVE'], { status: 'SHUTOFF', task_state: null, power_state: 4 });
     },
 

@@ -1,0 +1,126 @@
+// kill -9 while guests are frozen, with every role in its own process:
+// - the compute role dies right after a freeze: the detached watchdog thaws
+//   the guest at its deadline, and the restarted role re-attaches to the
+//   still-running QEMU and reports the thaw;
+// - the plan orchestrator (scheduler) dies in the middle of a run with stage 1
+//   frozen: stage 1 is thawed by the deadline (asked of the guest agent), and
+//   the orchestrator that takes the run over fails it and leaves no snapshot.
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { ApiSession, killInstances } from '../harness/aio.js';
+import { guestUnsupportedReason } from '../harness/guest.js';
+import { makeCluster, type Cluster, type RoleProcess } from '../harness/processes.js';
+import { QgaConnection } from '../../src/drivers/qga/connection.js';
+import { bootServer, guestFreezeStatus, qgaSocketOf, serverAction, uploadBootImages, type BootedServer, type HasInstances } from './compute-helpers.js';
+
+const unsupported = guestUnsupportedReason();
+
+async function quiesceState(s: ApiSession, id: string): Promise<{ state: string; detail: string | null }> {
+  const res = await s.request<{ quiesce: { state: string; detail: string | null } }>('GET', `/compute/v2.1/servers/${id}/os-quiesce`);
+  return res.body.quiesce;
+}
+
+describe('compute and orchestrator killed while guests are frozen', { skip: unsupported ?? false, timeout: 600_000 }, () => {
+  let cluster: Cluster;
+  let work: string;
+  let s: ApiSession;
+  let d: HasInstances;
+  let a: BootedServer;
+  let b: BootedServer;
+  let compute: RoleProcess;
+  let scheduler: RoleProcess;
+
+  before(async () => {
+    work = mkdtempSync(join(tmpdir(), 'bulwark-compute-crash-'));
+    cluster = await makeCluster({ extra: { compute: { shutdownGraceMs: 500 } } });
+    d = { config: { compute: { instancesDir: join(cluster.dir, 'instances') } } };
+    await cluster.start('api');
+    scheduler = await cluster.start('scheduler');
+    await cluster.start('volume');
+    compute = await cluster.start('compute');
+    s = await ApiSession.login(cluster.url, 'alice', 'alice-pw', 'alpha');
+    const images = await uploadBootImages(s, work);
+    [a, b] = await Promise.all([bootServer(d, s, images, 'db'), bootServer(d, s, images, 'front')]);
+  });
+
+  after(async () => {
+    await cluster?.stopAll();
+    if (cluster) await killInstances(join(cluster.dir, 'instances'));
+    rmSync(work, { recursive: true, force: true });
+    if (cluster) rmSync(cluster.dir, { recursive: true, force: true });
+  });
+
+  it('compute killed after a freeze: the watchdog thaws at the deadline; the restarted role re-attaches', async () => {
+    const frozen = await serverAction(s, a.id, { quiesce: { deadline_seconds: 3 } });
+    assert.equal(frozen.status, 200, JSON.stringify(frozen.body));
+    await cluster.kill9(compute);
+    assert.equal(await guestFreezeStatus(d, a.id), 'frozen');
+    await new Promise((r) => setTimeout(r, 3_500));
+    assert.equal(await guestFreezeStatus(d, a.id), 'thawed');
+    compute = await cluster.start('compute');
+    // Still the same running VM, and the row catches up with the watchdog's thaw.
+    const shown = await s.request<{ server: { status: string } }>('GET', `/compute/v2.1/servers/${a.id}`);
+    assert.equal(shown.body.server.status, 'ACTIVE');
+    const until = Date.now() + 15_000;
+    for (;;) {
+      const q = await quiesceState(s, a.id);
+      if (q.state === 'thawed') break;
+      assert.ok(Date.now() < until, `quiesce state still ${q.state}`);
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    // The re-attached role can freeze and thaw it again.
+    assert.equal((await serverAction(s, a.id, { quiesce: { deadline_seconds: 30 } })).status, 200);
+    assert.equal(await guestFreezeStatus(d, a.id), 'frozen');
+    assert.equal((await serverAction(s, a.id, { unquiesce: {} })).status, 200);
+    assert.equal(await guestFreezeStatus(d, a.id), 'thawed');
+  });
+
+  it('orchestrator killed mid-run with stage 1 frozen: thawed by the deadline, the run fails cleanly', async () => {
+    // b's agent is stopped for good, so stage 2 waits for it while stage 1 is frozen.
+    const conn = await QgaConnection.connect(qgaSocketOf(d, b.id), { timeoutMs: 10_000 });
+    await conn.execute('guest-exec', { path: '/bin/sh', arg: ['-c', 'mkdir -p /run && touch /run/no-agent && killall qemu-ga'] }).catch(() => undefined);
+    await conn.close();
+    await new Promise((r) => setTimeout(r, 1_000));
+
+    const plan = await s.call<{ protection_plan: { id: string } }>('POST', '/bulwark-protection-plans', {
+      protection_plan: {
+        name: 'crashy',
+        stages: [{ instances: [{ instance_id: a.id, volume_ids: [a.dataVolumeId] }] }, { instances: [{ instance_id: b.id, volume_ids: [b.dataVolumeId] }] }],
+        require_quiesce: true,
+        freeze_deadline_ms: 4_000,
+      },
+    });
+    const started = await s.call<{ plan_run: { id: string } }>('POST', `/bulwark-protection-plans/${plan.body.protection_plan.id}/runs`, {});
+    assert.equal(started.status, 202, JSON.stringify(started.body));
+    const runId = started.body.plan_run.id;
+    const until = Date.now() + 30_000;
+    while ((await quiesceState(s, a.id)).state !== 'frozen') {
+      assert.ok(Date.now() < until, 'stage 1 never froze');
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    const killedAt = Date.now();
+    await cluster.kill9(scheduler);
+    assert.equal(await guestFreezeStatus(d, a.id), 'frozen');
+    // Nobody orchestrates now: the deadline (4 s from the run's start) thaws it.
+    await new Promise((r) => setTimeout(r, Math.max(0, 5_000 - (Date.now() - killedAt))));
+    assert.equal(await guestFreezeStatus(d, a.id), 'thawed');
+
+    // The next orchestrator takes the run over once its lease has expired, and fails it.
+    scheduler = await cluster.start('scheduler');
+    const deadline = Date.now() + 60_000;
+    let run: { status: string; error: string | null } = { status: '', error: null };
+    while (Date.now() < deadline) {
+      run = (await s.call<{ plan_run: { status: string; error: string | null } }>('GET', `/bulwark-plan-runs/${runId}`)).body.plan_run;
+      if (run.status === 'error' || run.status === 'available') break;
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    assert.equal(run.status, 'error');
+    assert.match(String(run.error), /orchestrator|quiesce/);
+    const snaps = await s.call<{ snapshots: { status: string; metadata: Record<string, string> }[] }>('GET', '/snapshots/detail');
+    assert.ok(!snaps.body.snapshots.some((x) => x.metadata['bulwark_plan_run_id'] === runId && x.status === 'available'));
+    assert.equal(await guestFreezeStatus(d, a.id), 'thawed');
+  });
+});
