@@ -4,6 +4,7 @@ import { loadConfig } from '../config/load.js';
 import { startRoles, writeOpenrcFiles, type RoleName } from '../roles/runtime.js';
 import { registerResourceCommands } from './resources.js';
 import { runDemo } from './demo.js';
+import { registerPlanCommands } from './cmd-plans.js';
 
 function serve(roles: RoleName[], description: string, program: Command, name: string): void {
   program
@@ -68,5 +69,6 @@ export async function main(argv: string[]): Promise<void> {
       await runDemo({ dataDir: opts.dataDir, keepRunning: opts.keepRunning ?? false, fresh: true });
     });
   registerResourceCommands(program);
+  registerPlanCommands(program);
   await program.parseAsync(argv);
 }

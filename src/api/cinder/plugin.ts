@@ -25,6 +25,7 @@ import { registerBackendRoutes } from './routes/backends.js';
 import { registerMessageRoutes } from './routes/messages.js';
 import { registerBackupRoutes } from './routes/backups.js';
 import { registerRepositoryAdminRoutes } from './routes/repository-admin.js';
+import { registerProtectionPlanRoutes } from './routes/protection-plans.js';
 
 export interface CinderPluginOptions {
   readonly deps: ServiceDeps;
@@ -37,6 +38,8 @@ export type RouteRegistrar = (app: FastifyInstance, opts: CinderPluginOptions) =
 
 /** Further resources (snapshots, types, groups, ...) add themselves here. */
 export const cinderRouteModules: RouteRegistrar[] = [registerVolumeRoutes, registerVolumeActionRoutes, registerAttachmentRoutes, registerVolumeTypeRoutes, registerTypeSpecRoutes, registerQuotaRoutes, registerServiceRoutes, registerSnapshotRoutes, registerGroupTypeRoutes, registerGroupRoutes, registerGroupSnapshotRoutes, registerTransferRoutes, registerQosSpecsRoutes, registerEncryptionTypeRoutes, registerBackendRoutes, registerMessageRoutes, registerBackupRoutes, registerRepositoryAdminRoutes];
+// Bulwark's protection-plan extension.
+cinderRouteModules.push(registerProtectionPlanRoutes);
 
 export async function cinderPlugin(app: FastifyInstance, opts: CinderPluginOptions): Promise<void> {
   app.decorateRequest('cinder', null);

@@ -101,7 +101,7 @@ export async function runBackup(ctx: BackupContext, job: ClaimedJob): Promise<vo
           if (plan[i] === 'inherit') return w.reuseFromParent(offset, length);
           const data = await conns[i % conns.length]!.read(offset, length);
           bytesRead += length;
-          await w.writeChunk(offset, data);
+          await w.writeChunk(offset, data, { transfer: true }); // a fresh read buffer: handed over, not copied
           if (Date.now() - lastReport > 1000) {
             lastReport = Date.now();
             await ctx.jobs.withFence(job, (trx) => trx.updateTable('backups').set({ bytes_done: bytesRead, bytes_total: total, bytes_read: bytesRead }).where('id', '=', b.id).execute());

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import type { ServiceDeps } from '../../services/deps.js';
 import type { Caller } from '../../services/deps.js';
 import type { Logger } from '../../util/log.js';
+import { AgentSessions } from './agent-sessions.js';
 
 export interface ComputeContext {
   readonly deps: ServiceDeps;
@@ -13,17 +14,21 @@ export interface ComputeContext {
    *  in time counts as missing (the plan's require_quiesce decides what then). */
   readonly agentTimeoutMs: number;
   readonly log: Logger;
+  /** Agent connections held from a plan's preparation to its thaw. */
+  readonly sessions: AgentSessions;
   instanceDir(id: string): string;
 }
 
 export function makeComputeContext(deps: ServiceDeps, host: string, log: Logger): ComputeContext {
   const instancesDir = deps.config.compute.instancesDir!;
+  const agentTimeoutMs = 2_000;
   return {
     deps,
     host,
     instancesDir,
-    agentTimeoutMs: 2_000,
+    agentTimeoutMs,
     log,
+    sessions: new AgentSessions(agentTimeoutMs),
     instanceDir: (id) => join(instancesDir, id),
   };
 }

@@ -13,7 +13,7 @@ import { bootOf, instanceVolumes } from '../../services/instances.js';
 import { deleteVolume } from '../../services/volumes.js';
 import type { JobHandler } from '../worker.js';
 import { serviceCaller, type ComputeContext } from './context.js';
-import { freezeInstance, thawInstance } from './quiesce.js';
+import { freezeInstance, prepareInstance, thawInstance } from './quiesce.js';
 
 async function loadInstance(ctx: ComputeContext, id: string): Promise<InstanceRow | undefined> {
   return ctx.deps.store.db.selectFrom('instances').selectAll().where('id', '=', id).executeTakeFirst();
@@ -140,6 +140,15 @@ export function computeHandlers(ctx: ComputeContext): Record<string, JobHandler>
       if (!Number.isFinite(deadlineAt)) throw new Error('quiesce_instances needs a deadlineAt');
       const instances = await Promise.all(idsOf(job).map((id) => freezeInstance(ctx, id, deadlineAt)));
       return { instances };
+    },
+
+    // Before a plan's first freeze: every instance's deadline is armed (its
+    // watchdog process started), so that starting one never sits inside the
+    // freeze window. Arming a guest that is never frozen is harmless.
+    arm_quiesce_deadlines: async (job) => {
+      const deadlineAt = Number(job.payload['deadlineAt']);
+      if (!Number.isFinite(deadlineAt)) throw new Error('arm_quiesce_deadlines needs a deadlineAt');
+      return { instances: await Promise.all(idsOf(job).map((id) => prepareInstance(ctx, id, deadlineAt))) };
     },
 
     unquiesce_instances: async (job) => {

@@ -49,15 +49,26 @@ function errorText(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
 
+function agentSocket(ctx: ComputeContext, instanceId: string): string {
+  return join(ctx.instanceDir(instanceId), 'qga.sock');
+}
+
+/** One short connection, closed at once: the agent socket serves one client at
+ *  a time and the watchdog must be able to get in. */
 async function withAgent<T>(ctx: ComputeContext, inst: InstanceRow, fn: (conn: QgaConnection) => Promise<T>): Promise<T> {
-  // One connection per operation: the agent socket serves one client at a time
-  // and the watchdog must be able to get in when we are gone.
-  const conn = await QgaConnection.connect(join(ctx.instanceDir(inst.id), 'qga.sock'), { timeoutMs: ctx.agentTimeoutMs, commandTimeoutMs: ctx.agentTimeoutMs });
+  const conn = await QgaConnection.connect(agentSocket(ctx, inst.id), { timeoutMs: ctx.agentTimeoutMs, commandTimeoutMs: ctx.agentTimeoutMs });
   try {
     return await fn(conn);
   } finally {
     await conn.close().catch(() => undefined);
   }
+}
+
+/** Before a plan's first freeze: deadlines armed, agent connections opened. */
+export async function prepareInstance(ctx: ComputeContext, instanceId: string, deadlineAt: number): Promise<{ instance_id: string; agent: boolean }> {
+  await armFreezeDeadline(ctx.instanceDir(instanceId), deadlineAt);
+  const agent = await ctx.sessions.warm(instanceId, agentSocket(ctx, instanceId), deadlineAt);
+  return { instance_id: instanceId, agent };
 }
 
 export async function freezeInstance(ctx: ComputeContext, instanceId: string, deadlineAt: number): Promise<FreezeOutcome> {
@@ -76,11 +87,15 @@ export async function freezeInstance(ctx: ComputeContext, instanceId: string, de
   await armFreezeDeadline(dir, deadlineAt);
   let sent = false;
   try {
-    const n = await withAgent(ctx, inst, async (conn) => {
+    const freeze = async (conn: QgaConnection): Promise<number> => {
       out.freeze_started_at = preciseNow();
       sent = true;
       return fsfreezeFreeze(conn, { timeoutMs: Math.max(1_000, deadlineAt - Date.now()) });
-    });
+    };
+    // A plan run's session (opened when it prepared) stays open until the thaw;
+    // a lone quiesce uses a short connection so others can reach the agent.
+    const held = ctx.sessions.peek(instanceId);
+    const n = held ? await freeze(held) : await withAgent(ctx, inst, freeze);
     out.frozen_at = preciseNow();
     out.filesystems = n;
     out.quiesced = true;
@@ -88,6 +103,7 @@ export async function freezeInstance(ctx: ComputeContext, instanceId: string, de
     await casQuiesce(db, instanceId, ['freezing'], { quiesce_state: 'frozen', quiesce_frozen_at: Math.round(out.frozen_at), quiesce_detail: `${n} filesystem(s) frozen` });
   } catch (err) {
     out.error = `guest agent: ${errorText(err)}`;
+    ctx.sessions.drop(instanceId);
     // A freeze that was sent may still complete in the guest: thaw anyway. If
     // that fails too the watchdog stays armed and thaws at the deadline.
     const thawed = sent ? await thawQuietly(ctx, inst) : true;
@@ -117,22 +133,36 @@ export async function thawInstance(ctx: ComputeContext, instanceId: string): Pro
     out.error = `instance ${instanceId} is not on ${ctx.host}`;
     return out;
   }
+  const before = inst.quiesce_state;
   await casQuiesce(db, instanceId, ['frozen', 'error', 'thawed'], { quiesce_state: 'thawing' });
   try {
-    await withAgent(ctx, inst, async (conn) => {
+    const thaw = async (conn: QgaConnection) => {
       out.thaw_started_at = preciseNow();
+      // A successful guest-fsfreeze-thaw has thawed every filesystem: no second
+      // round trip to ask, which would sit inside a plan's freeze window.
       await fsfreezeThaw(conn);
       out.thawed_at = preciseNow();
-      const status = await fsfreezeStatus(conn);
-      if (status !== 'thawed') throw new Error(`guest reports ${status} after thaw`);
-    });
+    };
+    const held = ctx.sessions.peek(instanceId);
+    try {
+      if (!held) throw new Error('no held session');
+      await thaw(held);
+    } catch {
+      // No session, or the held one broke: a short connection.
+      ctx.sessions.drop(instanceId);
+      await withAgent(ctx, inst, thaw);
+    }
+    ctx.sessions.drop(instanceId);
     out.ok = true;
     await disarmFreezeDeadline(ctx.instanceDir(instanceId));
     await casQuiesce(db, instanceId, ['thawing'], { quiesce_state: 'thawed', quiesce_deadline_at: null, quiesce_frozen_at: null, quiesce_detail: null });
   } catch (err) {
+    ctx.sessions.drop(instanceId);
     out.error = `guest agent: ${errorText(err)}`;
     // The watchdog stays armed: it thaws at the deadline whatever happens here.
-    await casQuiesce(db, instanceId, ['thawing'], { quiesce_state: 'error', quiesce_detail: `thaw failed: ${out.error}` });
+    // A guest that was never frozen stays 'thawed' (a cleanup thaw found no agent).
+    const after = before === 'thawed' ? 'thawed' : 'error';
+    await casQuiesce(db, instanceId, ['thawing'], { quiesce_state: after, quiesce_detail: `thaw failed: ${out.error}` });
   }
   return out;
 }

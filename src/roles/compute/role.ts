@@ -77,6 +77,7 @@ export class ComputeRole {
   async stop(): Promise<void> {
     if (this.syncTimer) clearInterval(this.syncTimer);
     await Promise.all(this.workers.map((w) => w.stop()));
+    this.ctx?.sessions.dropAll();
     await this.registry?.stop();
   }
 

@@ -177,6 +177,25 @@ export class PlanRunner {
       deadline_at: deadlineAt,
       warnings: [],
     };
+    // ---- before anything is frozen: the snapshots' overlays made and opened,
+    // every instance's deadline armed (its watchdog started) ----
+    const snaps = await this.createSnapshotRows(run, plan, volumes);
+    const volumeHostOf = new Map(volumes.map((v) => [v.id, v.host]));
+    const prepJobs = await store.transaction(async (trx) => {
+      const ids: number[] = [];
+      for (const [host, list] of byHost(snaps.map((sn) => ({ id: sn.id, host: volumeHostOf.get(sn.volume_id) ?? null })))) {
+        ids.push(await jobs.enqueue(trx, { kind: 'prepare_snapshot_set', target: host, resourceId: run.id, payload: { snapshotIds: list.map((x) => x.id) } }));
+      }
+      for (const [host, list] of byHost([...instances.values()])) {
+        ids.push(await jobs.enqueue(trx, { kind: 'arm_quiesce_deadlines', target: computeTarget(host), resourceId: run.id, payload: { deadlineAt, instanceIds: list.map((i) => i.id) } }));
+      }
+      return ids;
+    });
+    this.deps.kick?.();
+    const prepared = await waitAll(db, prepJobs, Math.max(1_000, deadlineAt - Date.now()));
+    const prepFailed = [...prepared.values()].find((r) => r.state !== 'done');
+    if (prepFailed) throw new RunFailure(`snapshot preparation failed before any guest was frozen: ${prepFailed.error ?? prepFailed.state}`);
+
     let failure: string | null = null;
     try {
       // ---- freeze, stage by stage; inside a stage every host at once ----
@@ -200,11 +219,10 @@ export class PlanRunner {
 
       // ---- the snapshots: all volumes, one transaction per storage host ----
       const snapStarted = performance.now();
-      const snaps = await this.createSnapshotRows(run, plan, volumes);
       const snapJobs = await store.transaction(async (trx) => {
         const ids: number[] = [];
-        for (const [host, list] of byHost(snaps.map((s) => ({ ...s, host: volumes.find((v) => v.id === s.volume_id)!.host })))) {
-          ids.push(await jobs.enqueue(trx, { kind: 'snapshot_set', target: host, resourceId: run.id, payload: { snapshotIds: list.map((s) => s.id) } }));
+        for (const [host, list] of byHost(snaps.map((sn) => ({ id: sn.id, host: volumeHostOf.get(sn.volume_id) ?? null })))) {
+          ids.push(await jobs.enqueue(trx, { kind: 'snapshot_set', target: host, resourceId: run.id, payload: { snapshotIds: list.map((x) => x.id) } }));
         }
         return ids;
       });
@@ -212,9 +230,9 @@ export class PlanRunner {
       const snapResults = await waitAll(db, snapJobs, Math.max(1_000, deadlineAt - Date.now()));
       const bad = [...snapResults.values()].find((r) => r.state !== 'done');
       if (bad) throw new RunFailure(`snapshot failed: ${bad.error ?? bad.state}`);
-      const states = await db.selectFrom('snapshots').select(['id', 'status']).where('id', 'in', snaps.map((s) => s.id)).execute();
-      const notTaken = states.filter((s) => s.status !== 'available');
-      if (notTaken.length > 0 || states.length !== snaps.length) throw new RunFailure(`snapshot failed: ${notTaken.map((s) => `${s.id} is ${s.status}`).join(', ') || 'a snapshot vanished'}`);
+      const states = await db.selectFrom('snapshots').select(['id', 'status']).where('id', 'in', snaps.map((x) => x.id)).execute();
+      const notTaken = states.filter((x) => x.status !== 'available');
+      if (notTaken.length > 0 || states.length !== snaps.length) throw new RunFailure(`snapshot failed: ${notTaken.map((x) => `${x.id} is ${x.status}`).join(', ') || 'a snapshot vanished'}`);
       record.snapshot_ms = performance.now() - snapStarted;
     } catch (err) {
       failure = errorText(err);
@@ -305,11 +323,12 @@ export class PlanRunner {
     this.log.warn({ plan: plan.id, run: run.id, reason }, 'protection plan run failed');
     const stages = JSON.parse(plan.stages) as PlanStage[];
     const ids = stages.flatMap((s) => s.instances.map((i) => i.instance_id));
-    const maybeFrozen = (await db.selectFrom('instances').selectAll().where('id', 'in', ids.length > 0 ? ids : ['-']).execute()).filter(
-      (i: InstanceRow) => i.status === 'ACTIVE' && i.quiesce_state !== 'thawed',
-    );
-    if (maybeFrozen.length > 0) {
-      const items = maybeFrozen.map((i) => ({ instance_id: i.id, host: i.host! })) as InstanceRecord[];
+    // Every running instance of the plan, frozen or not: a thaw of a thawed
+    // guest is harmless, and it also releases the agent sessions and deadlines
+    // the run's preparation left on instances it never froze.
+    const running = (await db.selectFrom('instances').selectAll().where('id', 'in', ids.length > 0 ? ids : ['-']).execute()).filter((i: InstanceRow) => i.status === 'ACTIVE' && i.host !== null);
+    if (running.length > 0) {
+      const items = running.map((i) => ({ instance_id: i.id, host: i.host! })) as InstanceRecord[];
       await this.onHosts<ThawResult>(items, 'unquiesce_instances', {}, CLEANUP_WAIT_MS).catch(() => undefined);
     }
     const snapIds = JSON.parse(run.snapshot_ids) as string[];

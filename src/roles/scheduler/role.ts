@@ -11,6 +11,9 @@ import type { Logger } from '../../util/log.js';
 import { JobWorker, errorText } from '../worker.js';
 import { recordUserMessage } from '../../services/messages.js';
 import { matchesExtraSpecs, type Capabilities } from './filters.js';
+import { PlanScheduleClock } from './plan-schedule.js';
+import { PlanRunner } from './plan-runner.js';
+import { ORCHESTRATOR_TARGET, RUN_PLAN_JOB } from '../../services/plans.js';
 
 interface PoolCapability {
   pool_name: string;
@@ -44,6 +47,8 @@ export function choosePool(candidates: readonly Placement[], sizeGiB: number, re
 export class SchedulerRole {
   private worker: JobWorker | null = null;
   private registry: ServiceRegistry | null = null;
+  private planClock: PlanScheduleClock | null = null;
+  private orchestrator: JobWorker | null = null;
 
   constructor(
     private readonly config: BulwarkConfig,
@@ -88,10 +93,28 @@ export class SchedulerRole {
       },
     });
     this.worker.start();
+    // Protection-plan schedules: queued runs go to the orchestrator through job rows.
+    this.planClock = new PlanScheduleClock({ store: this.store, jobs: this.jobs, config: this.config, kick: this.kickOthers }, this.log);
+    this.planClock.start();
+    // The plan orchestrator: its own worker, so a run (seconds) never delays
+    // volume placement. Any number of schedulers may run; a run whose
+    // orchestrator died is taken over when its lease expires.
+    const runner = new PlanRunner({ store: this.store, jobs: this.jobs, config: this.config, kick: this.kickOthers }, this.log);
+    this.orchestrator = new JobWorker({
+      jobs: this.jobs,
+      owner: `bulwark-orchestrator:${host}:${process.pid}`,
+      targets: [ORCHESTRATOR_TARGET],
+      handlers: { [RUN_PLAN_JOB]: (job) => runner.run(job) },
+      pollIntervalMs: this.config.jobs.pollIntervalMs,
+      leaseTtlMs: this.config.jobs.leaseTtlMs,
+      log: this.log,
+    });
+    this.orchestrator.start();
   }
 
   kick(): void {
     this.worker?.kick();
+    this.orchestrator?.kick();
   }
 
   private async candidates(): Promise<Placement[]> {
@@ -137,6 +160,8 @@ export class SchedulerRole {
   }
 
   async stop(): Promise<void> {
+    await this.planClock?.stop();
+    await this.orchestrator?.stop();
     await this.worker?.stop();
     await this.registry?.stop();
   }

@@ -155,6 +155,9 @@ export function volumeHandlers(ctx: HandlerContext): Record<string, JobHandler> 
 
     delete_snapshot: async (job) => {
       await ctx.jobs.withFence(job, (trx) => trx.deleteFrom('snapshots').where('id', '=', job.resourceId).where('status', '=', 'deleting').execute());
+      // An overlay prepared for it (prepare_snapshot_set) but never switched to.
+      const pending = await ctx.ops.findPending(db, `snapshot:${job.resourceId}`);
+      if (pending) await ctx.ops.destroyLayer(pending);
       await ctx.ops.collectGarbage();
     },
 
@@ -167,6 +170,20 @@ export function volumeHandlers(ctx: HandlerContext): Record<string, JobHandler> 
         for (const s of snaps) await markSnapshotTaken(trx, s.id, frozen.get(s.volume_id)!);
         await trx.updateTable('group_snapshots').set({ status: 'available', updated_at: nowIso() }).where('id', '=', gs.id).where('status', '=', 'creating').execute();
       });
+    },
+
+    // Before a plan freezes its guests: the overlays of its snapshots are made
+    // and opened now, so that inside the freeze only the transaction runs.
+    prepare_snapshot_set: async (job) => {
+      const ids = Array.isArray(job.payload['snapshotIds']) ? (job.payload['snapshotIds'] as unknown[]).map(String) : [];
+      const snaps = ids.length === 0 ? [] : await db.selectFrom('snapshots').selectAll().where('id', 'in', ids).where('status', '=', 'creating').execute();
+      for (const s of snaps) {
+        const vol = await db.selectFrom('volumes').select('active_layer_id').where('id', '=', s.volume_id).executeTakeFirst();
+        const top = vol?.active_layer_id ? await getLayer(db, vol.active_layer_id) : undefined;
+        if (!top) throw new Error(`volume ${s.volume_id} has no storage to snapshot`);
+        await ctx.ops.prepareLayer(fencedFor(ctx, job), `snapshot:${s.id}`, top, top.size_bytes, false);
+      }
+      return { prepared: snaps.length };
     },
 
     // A protection-plan run's snapshots on this host: like a group snapshot, ONE
@@ -275,6 +292,7 @@ export async function recordFailure(ctx: HandlerContext, job: ClaimedJob, err: u
         await trx.updateTable('group_snapshots').set({ status: 'error', updated_at: now }).where('id', '=', job.resourceId).execute();
         await trx.updateTable('snapshots').set({ status: 'error', updated_at: now }).where('group_snapshot_id', '=', job.resourceId).execute();
         break;
+      case 'prepare_snapshot_set':
       case 'snapshot_set': {
         const ids = Array.isArray(job.payload['snapshotIds']) ? (job.payload['snapshotIds'] as unknown[]).map(String) : [];
         if (ids.length > 0) await trx.updateTable('snapshots').set({ status: 'error', updated_at: now }).where('id', 'in', ids).where('status', '=', 'creating').execute();

@@ -23,7 +23,7 @@ export class LayerOps {
     private readonly log: Logger,
   ) {}
 
-  private async findPending(ex: Executor, purpose: string): Promise<LayerRow | undefined> {
+  async findPending(ex: Executor, purpose: string): Promise<LayerRow | undefined> {
     return ex.selectFrom('layers').selectAll().where('host', '=', this.pool.host).where('pending_for', '=', purpose).executeTakeFirst();
   }
 
