@@ -71,6 +71,10 @@ function runningWatchdog(dir: string): number | null {
   return pid !== null && isWatchdogOf(pid, dir) ? pid : null;
 }
 
+/**
+ * Records the thaw deadline and makes sure a watchdog enforces it. Throws
+ * when no watchdog could be started: the caller must then thaw by itself.
+ */
 export async function armFreezeDeadline(dir: string, deadlineAt: number): Promise<void> {
   requireDir(dir);
   if (!Number.isFinite(deadlineAt)) throw new RangeError('deadlineAt must be a finite epoch ms');
@@ -105,25 +109,48 @@ export async function ensureWatchdog(dir: string): Promise<boolean> {
   // No QEMU, no frozen guest: a watchdog would exit at once.
   if (vmPid(dir) === null) return false;
   const f = files(dir);
+  let lastFailure = '';
+  // A second try covers a watchdog that died at start for a passing reason (resources under load).
+  for (let attempt = 1; attempt <= 2; attempt++) {
+    const outcome = await spawnWatchdog(dir);
+    if (outcome === 'running') return true;
+    if (outcome === 'nothing-to-watch') return false;
+    lastFailure = outcome;
+  }
+  throw new Error(`the freeze watchdog for ${dir} did not stay up (${lastFailure}): ${logTail(f.log)}`);
+}
+
+/** Spawns one watchdog and waits until a watchdog (it, or one that won a race) holds the pidfile. */
+async function spawnWatchdog(dir: string): Promise<'running' | 'nothing-to-watch' | string> {
+  const f = files(dir);
   const logFd = openSync(f.log, 'a', 0o600);
-  let exited = false;
+  let exited: string | null = null;
   try {
     // Own session, no stdio of ours, not waited for: it must outlive us. No environment of ours either.
     const child = spawn(process.execPath, [MAIN, dir], { detached: true, stdio: ['ignore', logFd, logFd], cwd: '/', env: { PATH: process.env['PATH'] ?? '/usr/bin:/bin' } });
-    child.once('exit', () => (exited = true));
-    child.once('error', () => (exited = true));
+    child.once('exit', (code, signal) => (exited = `exit ${code ?? signal}`));
+    child.once('error', (err) => (exited = `spawn failed: ${err.message}`));
     child.unref();
   } finally {
     closeSync(logFd);
   }
-  // Wait until a watchdog (ours, or one that won a race) holds the pidfile, so our caller may die right after.
+  // Waiting for the pidfile means our caller may die right after we return.
   const deadline = Date.now() + START_WAIT_MS;
   for (;;) {
-    if (runningWatchdog(dir) !== null) return true;
-    if (!existsSync(f.deadline)) return false; // disarmed meanwhile
-    if (exited && runningWatchdog(dir) === null) throw new Error(`the freeze watchdog for ${dir} exited at start (see ${f.log})`);
-    if (Date.now() > deadline) throw new Error(`the freeze watchdog for ${dir} did not start within ${START_WAIT_MS} ms (see ${f.log})`);
+    if (runningWatchdog(dir) !== null) return 'running';
+    // Disarmed meanwhile, or it was quick: deadline already past and thawed.
+    if (!existsSync(f.deadline)) return 'nothing-to-watch';
+    if (exited !== null && runningWatchdog(dir) === null) return exited;
+    if (Date.now() > deadline) return `not up within ${START_WAIT_MS} ms`;
     await sleep(10);
+  }
+}
+
+function logTail(file: string): string {
+  try {
+    return readFileSync(file, 'utf8').trim().split('\n').slice(-5).join(' | ');
+  } catch {
+    return '(no log)';
   }
 }
 
