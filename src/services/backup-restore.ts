@@ -42,6 +42,11 @@ export async function restoreBackup(deps: ServiceDeps, caller: Caller, id: strin
         name: input.name ?? `restore_backup_${backup.id}`,
         description: RESTORE_VOLUME_DESCRIPTION,
       });
+      // The restored volume boots like its source did (image metadata and bootable flag).
+      const source = await trx.selectFrom('volumes').select(['image_metadata', 'bootable']).where('id', '=', backup.volume_id).executeTakeFirst();
+      if (source?.image_metadata) {
+        await trx.updateTable('volumes').set({ image_metadata: source.image_metadata, bootable: source.bootable }).where('id', '=', volume.id).execute();
+      }
     } else {
       volume = await getVolume(trx, caller, input.volumeId);
       if (volume.status !== 'available') throw invalidVolume('Volume to be restored to must be available');

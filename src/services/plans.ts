@@ -396,3 +396,26 @@ export async function reapDeletingRuns(deps: ServiceDeps): Promise<{ removed: nu
   }
   return { removed, failed };
 }
+
+// ---- restore points ----
+
+export const RESTORE_RUN_JOB = 'restore_plan_run';
+
+/** Restores an available run as a unit (volumes, then servers stage by stage);
+ *  the orchestrator does it and reports progress in the run's record.restore. */
+export async function requestRunRestore(deps: ServiceDeps, caller: Caller, runId: string): Promise<PlanRunRow> {
+  const row = await deps.store.transaction(async (trx) => {
+    const run = await getPlanRun(trx, caller, runId);
+    if (run.status !== 'available') throw conflict(`Plan run ${runId} is ${run.status}; only an available run can be restored.`);
+    const record = JSON.parse(run.record) as { blueprints?: unknown[]; restore?: { status: string } };
+    if (!record.blueprints) throw badRequest(`Plan run ${runId} records no blueprint of its instances; it cannot be restored as a unit.`);
+    if (record.restore && ['queued', 'running'].includes(record.restore.status)) throw conflict(`A restore of plan run ${runId} is already ${record.restore.status}.`);
+    record.restore = { status: 'queued', requested_at: nowIso(), started_at: null, finished_at: null, error: null, servers: [] } as { status: string };
+    const res = await trx.updateTable('plan_runs').set({ record: JSON.stringify(record), updated_at: nowIso() }).where('id', '=', runId).where('status', '=', 'available').executeTakeFirst();
+    if (res.numUpdatedRows !== 1n) throw conflict(`Plan run ${runId} changed concurrently; try again.`);
+    await deps.jobs.enqueue(trx, { kind: RESTORE_RUN_JOB, target: ORCHESTRATOR_TARGET, resourceId: runId, payload: {} });
+    return { ...run, record: JSON.stringify(record) };
+  });
+  deps.kick?.();
+  return row;
+}

@@ -58,15 +58,19 @@ export async function insertVolume(trx: Executor, deps: ServiceDeps, caller: Cal
   let size = input.size;
   let host: string | null = null;
   let typeRef = input.volumeType;
+  // Clones keep their source's image metadata and bootable flag, as Cinder's
+  // volume_glance_metadata does: a clone of a boot volume boots.
+  let inherited: { image_metadata: string | null; bootable: number } | null = null;
   if (input.snapshotId) {
     const snap = await trx.selectFrom('snapshots').selectAll().where('id', '=', input.snapshotId).executeTakeFirst();
     if (!snap || (!caller.isAdmin && snap.project_id !== caller.projectId)) throw notFound(`Snapshot ${input.snapshotId} could not be found.`);
     if (snap.status !== 'available') throw badRequest(`Invalid snapshot: Originating snapshot status must be one of 'available' values`);
     size ??= snap.size;
     if (size < snap.size) throw invalidInput(`Volume size '${size}'GB cannot be smaller than the snapshot size ${snap.size}GB. They must be >= original snapshot size.`);
-    const origin = await trx.selectFrom('volumes').select(['host', 'volume_type_id']).where('id', '=', snap.volume_id).executeTakeFirst();
+    const origin = await trx.selectFrom('volumes').select(['host', 'volume_type_id', 'image_metadata', 'bootable']).where('id', '=', snap.volume_id).executeTakeFirst();
     host = origin?.host ?? null;
     typeRef ??= origin?.volume_type_id ?? null;
+    inherited = origin ?? null;
   } else if (input.sourceVolid) {
     const src = await trx.selectFrom('volumes').selectAll().where('id', '=', input.sourceVolid).executeTakeFirst();
     if (!src || (!caller.isAdmin && src.project_id !== caller.projectId)) throw notFound(`Volume ${input.sourceVolid} could not be found.`);
@@ -75,6 +79,7 @@ export async function insertVolume(trx: Executor, deps: ServiceDeps, caller: Cal
     if (size < src.size) throw invalidInput(`Volume size '${size}'GB cannot be smaller than original volume size  ${src.size}GB. They must be >= original volume size.`);
     host = src.host;
     typeRef ??= src.volume_type_id;
+    inherited = src;
   }
   let imageMetadata: Record<string, string> | null = null;
   if (input.imageRef) {
@@ -109,7 +114,7 @@ export async function insertVolume(trx: Executor, deps: ServiceDeps, caller: Cal
     volume_type_id: vtype.id,
     availability_zone: az,
     host,
-    bootable: 0,
+    bootable: inherited?.bootable ?? 0,
     multiattach: input.multiattach ? 1 : 0,
     snapshot_id: input.snapshotId ?? null,
     source_volid: input.sourceVolid ?? null,
@@ -120,7 +125,7 @@ export async function insertVolume(trx: Executor, deps: ServiceDeps, caller: Cal
     created_at: now,
     updated_at: null,
     launched_at: null,
-    image_metadata: imageMetadata ? JSON.stringify(imageMetadata) : null,
+    image_metadata: imageMetadata ? JSON.stringify(imageMetadata) : (inherited?.image_metadata ?? null),
   };
   await trx.insertInto('volumes').values(volume).execute();
   // A clone or a volume from a snapshot must live beside its source; anything

@@ -122,12 +122,17 @@ export interface FilesystemCheck {
 /** Clones a snapshot into a volume, copies it to a file over NBD, and checks the filesystem on the host. */
 export async function checkSnapshotFilesystem(s: ApiSession, snapshotId: string, workDir: string): Promise<FilesystemCheck> {
   const cloneId = await createVolume(s, { size: 1, snapshot_id: snapshotId });
-  const target = await attachLocal(s, cloneId);
-  const file = join(workDir, `${cloneId}.raw`);
+  return checkVolumeFilesystem(s, cloneId, workDir);
+}
+
+/** Copies an available volume to a file over NBD and checks the filesystem on the host. */
+export async function checkVolumeFilesystem(s: ApiSession, volumeId: string, workDir: string): Promise<FilesystemCheck> {
+  const target = await attachLocal(s, volumeId);
+  const file = join(workDir, `${volumeId}.raw`);
   try {
     await run('qemu-img', ['convert', '-f', 'raw', '-O', 'raw', `nbd+unix:///${target.exportName}?socket=${target.socketPath}`, file]);
   } finally {
-    await detachLocal(s, cloneId);
+    await detachLocal(s, volumeId);
   }
   const fsck = await run('e2fsck', ['-fn', file]).then(
     (r) => ({ code: 0, out: r.stdout + r.stderr }),

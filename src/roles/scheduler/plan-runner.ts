@@ -13,7 +13,8 @@ import { nowIso } from '../../store/db.js';
 import type { ClaimedJob } from '../../store/jobs.js';
 import type { InstanceRow, PlanRunRow, PlanStage, ProtectionPlanRow, SnapshotRow, VolumeRow } from '../../store/schema.js';
 import type { Caller, ServiceDeps } from '../../services/deps.js';
-import { computeTarget } from '../../services/instances.js';
+import { bootOf, computeTarget } from '../../services/instances.js';
+import { backUpRun, type InstanceBlueprint } from './restore-points.js';
 import { applyRetention } from '../../services/plans.js';
 import { enforceQuota } from '../../services/quotas.js';
 import { checkSnapshotSource, deleteSnapshot, newSnapshotRow } from '../../services/snapshots.js';
@@ -45,6 +46,9 @@ export interface RunRecord {
   window: { first_freeze_at: number | null; last_thaw_at: number | null; ms: number | null };
   deadline_at: number;
   warnings: string[];
+  /** Per stage, what is needed to rebuild each instance from this run. */
+  blueprints: InstanceBlueprint[][];
+  backup: { status: 'available' | 'error'; ms: number; error: string | null } | null;
 }
 
 class RunFailure extends Error {}
@@ -176,11 +180,29 @@ export class PlanRunner {
       window: { first_freeze_at: null, last_thaw_at: null, ms: null },
       deadline_at: deadlineAt,
       warnings: [],
+      blueprints: [],
+      backup: null,
     };
+    const attached = await db.selectFrom('instance_volumes').selectAll().where('instance_id', 'in', instanceIds).execute();
+    record.blueprints = stages.map((st) =>
+      st.instances.map((i) => {
+        const inst = instances.get(i.instance_id)!;
+        return {
+          instance_id: inst.id,
+          name: inst.name,
+          flavor_id: bootOf(inst).flavorId,
+          volumes: i.volume_ids.map((vid) => {
+            const iv = attached.find((a) => a.instance_id === inst.id && a.volume_id === vid);
+            return { volume_id: vid, device: iv?.device ?? '/dev/vdz', boot_index: iv?.boot_index ?? null, snapshot_id: null, backup_id: null };
+          }),
+        };
+      }),
+    );
     // ---- before anything is frozen: the snapshots' overlays made and opened,
     // every instance's deadline armed (its watchdog started) ----
     const snaps = await this.createSnapshotRows(run, plan, volumes);
     const volumeHostOf = new Map(volumes.map((v) => [v.id, v.host]));
+    for (const bp of record.blueprints.flat()) for (const v of bp.volumes) v.snapshot_id = snaps.find((sn) => sn.volume_id === v.volume_id)?.id ?? null;
     const prepJobs = await store.transaction(async (trx) => {
       const ids: number[] = [];
       for (const [host, list] of byHost(snaps.map((sn) => ({ id: sn.id, host: volumeHostOf.get(sn.volume_id) ?? null })))) {
@@ -252,6 +274,18 @@ export class PlanRunner {
 
     const all = record.stages.flatMap((s) => s.instances);
     const consistency = all.every((i) => i.quiesced) ? 'application' : all.some((i) => i.quiesced) ? 'mixed' : 'crash';
+    if (plan.backup === 1) {
+      // The restore point: guests are long thawed; this only reads the snapshots.
+      try {
+        const b = await backUpRun(this.deps, this.log, run, plan, record.blueprints.flat(), 6 * 3_600_000);
+        record.backup = { status: 'available', ms: b.ms, error: null };
+        await db.updateTable('plan_runs').set({ backup_ids: JSON.stringify(b.backupIds), updated_at: nowIso() }).where('id', '=', run.id).execute();
+      } catch (err) {
+        record.backup = { status: 'error', ms: 0, error: errorText(err) };
+        record.warnings.push(`backup of the restore point failed: ${errorText(err)}; the snapshots are kept`);
+      }
+      await db.updateTable('plan_runs').set({ record: JSON.stringify(record), updated_at: nowIso() }).where('id', '=', run.id).execute();
+    }
     await this.finish(run.id, 'available', { consistency, freeze_window_ms: record.window.ms });
     this.log.info({ plan: plan.id, run: run.id, window_ms: record.window.ms, consistency }, 'protection plan run done');
     await applyRetention(this.deps, plan.id).catch((err: unknown) => this.log.warn({ plan: plan.id, err: errorText(err) }, 'retention failed; the next run retries'));

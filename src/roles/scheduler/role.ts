@@ -13,7 +13,8 @@ import { recordUserMessage } from '../../services/messages.js';
 import { matchesExtraSpecs, type Capabilities } from './filters.js';
 import { PlanScheduleClock } from './plan-schedule.js';
 import { PlanRunner } from './plan-runner.js';
-import { ORCHESTRATOR_TARGET, RUN_PLAN_JOB } from '../../services/plans.js';
+import { ORCHESTRATOR_TARGET, RESTORE_RUN_JOB, RUN_PLAN_JOB } from '../../services/plans.js';
+import { restoreRun } from './restore-points.js';
 
 interface PoolCapability {
   pool_name: string;
@@ -99,12 +100,13 @@ export class SchedulerRole {
     // The plan orchestrator: its own worker, so a run (seconds) never delays
     // volume placement. Any number of schedulers may run; a run whose
     // orchestrator died is taken over when its lease expires.
-    const runner = new PlanRunner({ store: this.store, jobs: this.jobs, config: this.config, kick: this.kickOthers }, this.log);
+    const runnerDeps = { store: this.store, jobs: this.jobs, config: this.config, kick: this.kickOthers };
+    const runner = new PlanRunner(runnerDeps, this.log);
     this.orchestrator = new JobWorker({
       jobs: this.jobs,
       owner: `bulwark-orchestrator:${host}:${process.pid}`,
       targets: [ORCHESTRATOR_TARGET],
-      handlers: { [RUN_PLAN_JOB]: (job) => runner.run(job) },
+      handlers: { [RUN_PLAN_JOB]: (job) => runner.run(job), [RESTORE_RUN_JOB]: (job) => restoreRun(runnerDeps, this.log, job) },
       pollIntervalMs: this.config.jobs.pollIntervalMs,
       leaseTtlMs: this.config.jobs.leaseTtlMs,
       log: this.log,

@@ -3,10 +3,11 @@
 //   GET/PUT/DELETE   /v3/{project_id}/bulwark-protection-plans/{id}   (DELETE ?delete_runs=true)
 //   POST/GET         /v3/{project_id}/bulwark-protection-plans/{id}/runs
 //   GET/DELETE       /v3/{project_id}/bulwark-plan-runs/{run_id}
+//   POST             /v3/{project_id}/bulwark-plan-runs/{run_id}/restore   (a restore point, as a unit)
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import {
-  createPlan, deletePlan, deletePlanRun, getPlan, getPlanRun, listPlanRuns, listPlans, triggerPlanRun, updatePlan,
+  createPlan, deletePlan, deletePlanRun, getPlan, getPlanRun, listPlanRuns, listPlans, requestRunRestore, triggerPlanRun, updatePlan,
 } from '../../../services/plans.js';
 import type { PlanRunRow, ProtectionPlanRow } from '../../../store/schema.js';
 import { badRequest } from '../../errors.js';
@@ -129,6 +130,14 @@ export function registerProtectionPlanRoutes(app: FastifyInstance, opts: CinderP
   app.get('/bulwark-plan-runs/:id', async (req) => {
     const s = scopeOf(req);
     return { plan_run: planRunView(s, await getPlanRun(db, s, idOf(req))) };
+  });
+
+  app.post('/bulwark-plan-runs/:id/restore', async (req, reply) => {
+    const s = scopeOf(req);
+    requireWriter(s);
+    if (req.body !== undefined && req.body !== null) parseBody(z.object({ restore: z.object({}).strict().nullable().optional() }).strict(), req.body);
+    const run = await requestRunRestore(deps, s, idOf(req));
+    return reply.code(202).send({ plan_run: planRunView(s, run) });
   });
 
   app.delete('/bulwark-plan-runs/:id', async (req, reply) => {
