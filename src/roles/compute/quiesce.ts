@@ -84,7 +84,14 @@ export async function freezeInstance(ctx: ComputeContext, instanceId: string, de
     return out;
   }
   const dir = ctx.instanceDir(instanceId);
-  await armFreezeDeadline(dir, deadlineAt);
+  try {
+    await armFreezeDeadline(dir, deadlineAt);
+  } catch (err) {
+    // No watchdog, no freeze: nothing would thaw the guest if we died.
+    out.error = `freeze watchdog: ${errorText(err)}`;
+    await casQuiesce(db, instanceId, ['freezing'], { quiesce_state: 'thawed', quiesce_deadline_at: null, quiesce_detail: out.error });
+    return out;
+  }
   let sent = false;
   try {
     const freeze = async (conn: QgaConnection): Promise<number> => {
