@@ -257,6 +257,22 @@ export class VolumeClient {
     return readJson(res);
   }
 
+  /** A call to another service of the same deployment (image, compute) by absolute URL;
+   *  a Uint8Array body goes out as application/octet-stream. */
+  async callUrl(method: string, url: string, body?: object | Uint8Array): Promise<unknown> {
+    const headers: Record<string, string> = { Accept: 'application/json', 'X-Auth-Token': this.token.reveal() };
+    let payload: string | Blob | undefined;
+    if (body instanceof Uint8Array) {
+      headers['Content-Type'] = 'application/octet-stream';
+      payload = new Blob([new Uint8Array(body)]);
+    } else if (body !== undefined) {
+      headers['Content-Type'] = 'application/json';
+      payload = JSON.stringify(body);
+    }
+    const res = await send(this.fetchImpl, url, { method, headers, ...(payload !== undefined ? { body: payload } : {}) });
+    return readJson(res);
+  }
+
   /** GET returning body[key] as an object (show, create answers). */
   async getOne(path: string, key: string, query?: Readonly<Record<string, string>>): Promise<Resource> {
     return unwrap(await this.call({ method: 'GET', path, ...(query ? { query } : {}) }), key);
