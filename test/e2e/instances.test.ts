@@ -138,6 +138,27 @@ describe('servers on Bulwark volumes', { skip: unsupported ?? false, timeout: 60
     assert.equal(servers.body.servers.length, 1);
   });
 
+  it('volume attachment and flavor routes refuse bad input', async () => {
+    const base = `/compute/v2.1/servers/${server.id}/os-volume_attachments`;
+    const spare = await d.member.call<{ volume: { id: string } }>('POST', '/volumes', { volume: { size: 1 } });
+    await d.member.waitFor(`/volumes/${spare.body.volume.id}`, 'volume', ['available']);
+    // A running server: Bulwark attaches to stopped servers only.
+    assert.equal((await d.member.request('POST', base, { volumeAttachment: { volumeId: spare.body.volume.id } })).status, 409);
+    assert.equal((await d.member.request('POST', base, { volumeAttachment: {} })).status, 400);
+    assert.equal((await d.member.request('POST', base, { volumeAttachment: { volumeId: 'nope' } })).status, 400);
+    assert.equal((await d.member.request('POST', base, { volumeAttachment: { volumeId: spare.body.volume.id }, extra: 1 })).status, 400);
+    assert.equal((await d.other.request('POST', base, { volumeAttachment: { volumeId: spare.body.volume.id } })).status, 404);
+    assert.equal((await d.member.request('GET', `${base}/00000000-0000-0000-0000-000000000000`)).status, 404);
+    assert.equal((await d.member.request('DELETE', `${base}/${server.bootVolumeId}`)).status, 400);
+    assert.equal((await d.member.request('DELETE', `${base}/${spare.body.volume.id}`)).status, 404);
+    assert.equal((await d.member.request('GET', '/compute/v2.1/flavors/99')).status, 404);
+    assert.equal((await d.member.request('GET', '/compute/v2.1/servers', undefined, { 'x-auth-token': 'bogus' })).status, 401);
+    const vol = await d.member.call<{ volume: { status: string } }>('GET', `/volumes/${spare.body.volume.id}`);
+    assert.equal(vol.body.volume.status, 'available');
+    const atts = await d.member.request<{ volumeAttachments: unknown[] }>('GET', base);
+    assert.equal(atts.body.volumeAttachments.length, 2);
+  });
+
   it('stop, start and delete; the volumes come back available', async () => {
     assert.equal((await serverAction(d.member, server.id, { 'os-stop': null })).status, 202);
     const stopped = await waitServer(d.member, server.id, ['SHUTOFF']);

@@ -20,7 +20,7 @@ export interface Cluster {
   readonly dir: string;
   readonly configFile: string;
   readonly url: string;
-  start(role: 'api' | 'scheduler' | 'volume' | 'backup' | 'compute'): Promise<RoleProcess>;
+  start(role: 'api' | 'scheduler' | 'volume' | 'backup' | 'compute', extraArgs?: string[]): Promise<RoleProcess>;
   kill9(p: RoleProcess): Promise<void>;
   stopAll(): Promise<void>;
 }
@@ -46,8 +46,8 @@ export async function makeCluster(opts: { databaseUrl?: string; extra?: Record<s
     dir,
     configFile,
     url,
-    async start(role) {
-      const child = spawn(process.execPath, [BIN, role, '-c', configFile], { stdio: ['ignore', 'pipe', 'pipe'] });
+    async start(role, extraArgs = []) {
+      const child = spawn(process.execPath, [BIN, role, '-c', configFile, ...extraArgs], { stdio: ['ignore', 'pipe', 'pipe'] });
       const output: string[] = [];
       child.stdout!.on('data', (c: Buffer) => output.push(c.toString()));
       child.stderr!.on('data', (c: Buffer) => output.push(c.toString()));

@@ -84,7 +84,8 @@ const serverCreateSchema = z.object({
       description: z.string().max(255).nullable().optional(),
     })
     .strict(),
-});
+  'os:scheduler_hints': z.record(z.string(), z.unknown()).optional(),
+}).strict();
 
 const quiesceBody = z
   .object({
@@ -98,7 +99,7 @@ const quiesceBody = z
 
 const unquiesceBody = z.object({ timeout_seconds: z.number().positive().max(600).optional(), async: z.boolean().optional() }).strict();
 
-const attachSchema = z.object({ volumeAttachment: z.object({ volumeId: uuidField, device: z.string().max(255).nullable().optional(), tag: z.string().optional(), delete_on_termination: z.boolean().optional() }).strict() });
+const attachSchema = z.object({ volumeAttachment: z.object({ volumeId: uuidField, device: z.string().max(255).nullable().optional(), tag: z.string().optional(), delete_on_termination: z.boolean().optional() }).strict() }).strict();
 
 function versionDoc(base: string) {
   return {
