@@ -1,9 +1,10 @@
 // A small NBD client: one connection, requests pipelined and matched to replies
 // by handle. Enough for tests and for reading/writing volumes from a role.
 import { connect, type Socket } from 'node:net';
+import { connect as tlsConnect } from 'node:tls';
 import {
   CMD_BLOCK_STATUS, CMD_DISC, CMD_FLAG_FUA, CMD_FLUSH, CMD_READ, CMD_WRITE, FLAG_FIXED_NEWSTYLE, FLAG_NO_ZEROES, INFO_EXPORT, IHAVEOPT, NBDMAGIC,
-  NbdError, OPTION_REPLY_MAGIC, OPT_STRUCTURED_REPLY, REPLY_FLAG_DONE, REPLY_TYPE_BLOCK_STATUS, REPLY_TYPE_ERROR, REPLY_TYPE_ERROR_OFFSET,
+  NbdError, OPTION_REPLY_MAGIC, OPT_STARTTLS, OPT_STRUCTURED_REPLY, REPLY_FLAG_DONE, REPLY_TYPE_BLOCK_STATUS, REPLY_TYPE_ERROR, REPLY_TYPE_ERROR_OFFSET,
   REPLY_TYPE_OFFSET_DATA, REPLY_TYPE_OFFSET_HOLE, REP_ACK, REP_FLAG_ERROR, REP_INFO, REP_META_CONTEXT, SIMPLE_REPLY_MAGIC, STRUCTURED_REPLY_MAGIC,
   TRANSMISSION_FLAG_READ_ONLY, encodeGo, encodeOption, encodeRequest, encodeSetMetaContext, type Extent,
 } from './protocol.js';
@@ -94,6 +95,36 @@ class ByteReader {
   }
 }
 
+/** A TLS pre-shared key as QEMU's tls-creds-psk uses it: identity and raw key bytes. */
+export interface TlsPsk {
+  readonly identity: string;
+  readonly key: Buffer;
+}
+
+function attachReader(socket: Socket): ByteReader {
+  const reader = new ByteReader();
+  socket.on('data', (c: Buffer) => reader.push(c));
+  socket.on('error', (e) => reader.fail(e));
+  socket.on('close', () => reader.fail(new NbdError('connection closed')));
+  return reader;
+}
+
+async function connected(socket: Socket): Promise<void> {
+  await new Promise<void>((resolve, reject) => {
+    socket.once('connect', resolve);
+    socket.once('error', reject);
+  });
+}
+
+/** Newstyle greeting: the server's magic, then our flags (fixed newstyle, no zeroes). */
+async function greet(socket: Socket, reader: ByteReader): Promise<void> {
+  const hello = await reader.read(18);
+  if (!hello.subarray(0, 8).equals(NBDMAGIC) || !hello.subarray(8, 16).equals(IHAVEOPT)) throw new NbdError('not a newstyle NBD server');
+  const clientFlags = Buffer.alloc(4);
+  clientFlags.writeUInt32BE(FLAG_FIXED_NEWSTYLE | FLAG_NO_ZEROES);
+  socket.write(clientFlags);
+}
+
 export class NbdClient {
   private nextHandle = 1n;
   private readonly pending = new Map<bigint, Pending>();
@@ -111,19 +142,47 @@ export class NbdClient {
   /** Connects over a unix socket and selects `exportName` with NBD_OPT_GO. */
   static async connectUnix(socketPath: string, exportName: string, opts: ConnectOptions = {}): Promise<NbdClient> {
     const socket = connect({ path: socketPath });
-    const reader = new ByteReader();
-    socket.on('data', (c: Buffer) => reader.push(c));
-    socket.on('error', (e) => reader.fail(e));
-    socket.on('close', () => reader.fail(new NbdError('connection closed')));
+    const reader = attachReader(socket);
+    await connected(socket);
+    await greet(socket, reader);
+    return NbdClient.selectExport(socket, reader, exportName, opts);
+  }
+
+  /** Connects over TCP, upgrades with NBD_OPT_STARTTLS to TLS-PSK (what the
+   *  volume role's gateway serves to other hosts), then selects the export. */
+  static async connectTls(host: string, port: number, exportName: string, psk: TlsPsk, opts: ConnectOptions = {}): Promise<NbdClient> {
+    const plain = connect({ host, port });
+    const preReader = new ByteReader();
+    const onData = (c: Buffer) => preReader.push(c);
+    const onError = (e: Error) => preReader.fail(e);
+    plain.on('data', onData);
+    plain.on('error', onError);
+    await connected(plain);
+    await greet(plain, preReader);
+    plain.write(encodeOption(OPT_STARTTLS, Buffer.alloc(0)));
+    const ack = await readOptionReply(preReader);
+    if (ack.type !== REP_ACK) throw new NbdError('the server refused NBD_OPT_STARTTLS');
+    plain.removeListener('data', onData);
+    plain.removeListener('error', onError);
+    // QEMU's PSK server speaks TLS 1.2 PSK suites; the key never leaves memory.
+    const socket = tlsConnect({
+      socket: plain,
+      pskCallback: () => ({ identity: psk.identity, psk: psk.key }),
+      ciphers: 'PSK-AES256-GCM-SHA384:PSK-AES128-GCM-SHA256:PSK-CHACHA20-POLY1305',
+      maxVersion: 'TLSv1.2',
+      checkServerIdentity: () => undefined,
+    });
+    const reader = attachReader(socket);
     await new Promise<void>((resolve, reject) => {
-      socket.once('connect', resolve);
+      socket.once('secureConnect', resolve);
       socket.once('error', reject);
     });
-    const hello = await reader.read(18);
-    if (!hello.subarray(0, 8).equals(NBDMAGIC) || !hello.subarray(8, 16).equals(IHAVEOPT)) throw new NbdError('not a newstyle NBD server');
-    const clientFlags = Buffer.alloc(4);
-    clientFlags.writeUInt32BE(FLAG_FIXED_NEWSTYLE | FLAG_NO_ZEROES);
-    socket.write(clientFlags);
+    return NbdClient.selectExport(socket, reader, exportName, opts);
+  }
+
+  /** The option haggling after the greeting: structured replies and metadata
+   *  contexts when asked for, then NBD_OPT_GO. */
+  private static async selectExport(socket: Socket, reader: ByteReader, exportName: string, opts: ConnectOptions): Promise<NbdClient> {
     const contexts = new Map<string, number>();
     if (opts.metaContexts && opts.metaContexts.length > 0) {
       socket.write(encodeOption(OPT_STRUCTURED_REPLY, Buffer.alloc(0)));
@@ -240,7 +299,16 @@ export class NbdClient {
     const handle = this.nextHandle++;
     return new Promise((resolve, reject) => {
       this.pending.set(handle, { readLength: extra.readLength ?? 0, offset, resolve, reject, ...(extra.buffer ? { buffer: extra.buffer } : {}), ...(extra.extents ? { extents: extra.extents } : {}) });
-      this.socket.write(encodeRequest(type, flags, handle, BigInt(offset), length, payload));
+      // The payload goes out as its own write after the 28-byte header: joining
+      // them would copy every written MiB once more (and leave it for the GC).
+      if (payload && payload.length > 0) {
+        this.socket.cork();
+        this.socket.write(encodeRequest(type, flags, handle, BigInt(offset), length));
+        this.socket.write(payload);
+        this.socket.uncork();
+      } else {
+        this.socket.write(encodeRequest(type, flags, handle, BigInt(offset), length, payload));
+      }
     });
   }
 
@@ -251,6 +319,7 @@ export class NbdClient {
     return this.request(CMD_READ, 0, offset, length, undefined, structured ? { buffer: Buffer.alloc(length) } : { readLength: length });
   }
 
+  /** `data` is sent as is (not copied): leave it unchanged until the returned promise settles. */
   async write(offset: number, data: Buffer, opts: { fua?: boolean } = {}): Promise<void> {
     await this.request(CMD_WRITE, opts.fua ? CMD_FLAG_FUA : 0, offset, data.length, data);
   }

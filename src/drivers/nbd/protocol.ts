@@ -20,6 +20,7 @@ export const FLAG_FIXED_NEWSTYLE = 1;
 export const FLAG_NO_ZEROES = 2;
 
 export const OPT_ABORT = 2;
+export const OPT_STARTTLS = 5;
 export const OPT_GO = 7;
 export const OPT_STRUCTURED_REPLY = 8;
 export const OPT_SET_META_CONTEXT = 10;
