@@ -12,8 +12,8 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { deploy, type ApiSession, type Deployment } from '../test/harness/aio.js';
-import { bootServer, qgaSocketOf, uploadBootImages, type BootedServer } from '../test/e2e/compute-helpers.js';
+import { deploy, type Deployment } from '../test/harness/aio.js';
+import { bootServer, qgaSocketOf, startRun, uploadBootImages, waitRun, type BootedServer } from '../test/e2e/compute-helpers.js';
 import { QgaConnection } from '../src/drivers/qga/connection.js';
 import { fsfreezeFreeze, fsfreezeThaw } from '../src/drivers/qga/commands.js';
 
@@ -31,16 +31,6 @@ function stagesOf(servers: readonly BootedServer[]): BootedServer[][] {
   if (servers.length === 1) return [servers.slice()];
   const half = Math.ceil(servers.length / 2);
   return [servers.slice(0, half), servers.slice(half)];
-}
-
-async function runOnce(s: ApiSession, planId: string): Promise<RunView> {
-  const res = await s.call<{ plan_run: { id: string } }>('POST', `/bulwark-protection-plans/${planId}/runs`, {});
-  if (res.status !== 202) throw new Error(`run refused: ${JSON.stringify(res.body)}`);
-  for (;;) {
-    const got = await s.call<{ plan_run: RunView }>('GET', `/bulwark-plan-runs/${res.body.plan_run.id}`);
-    if (got.body.plan_run.status === 'available' || got.body.plan_run.status === 'error') return got.body.plan_run;
-    await new Promise((r) => setTimeout(r, 20));
-  }
 }
 
 /** Freeze stage by stage (concurrent inside), thaw in reverse, straight over QGA. */
@@ -85,7 +75,7 @@ async function main(): Promise<void> {
       const snaps: number[] = [];
       const direct: number[] = [];
       for (let i = 0; i < RUNS; i++) {
-        const run = await runOnce(s, plan.body.protection_plan.id);
+        const run = await waitRun<RunView>(s, await startRun(s, plan.body.protection_plan.id));
         if (run.status !== 'available' || run.freeze_window_ms === null) throw new Error(`run failed: ${run.error}`);
         windows.push(run.freeze_window_ms);
         snaps.push(run.record.snapshot_ms ?? 0);

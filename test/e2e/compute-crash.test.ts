@@ -14,7 +14,7 @@ import { ApiSession, killInstances } from '../harness/aio.js';
 import { guestUnsupportedReason } from '../harness/guest.js';
 import { makeCluster, type Cluster, type RoleProcess } from '../harness/processes.js';
 import { QgaConnection } from '../../src/drivers/qga/connection.js';
-import { bootServer, guestFreezeStatus, qgaSocketOf, serverAction, uploadBootImages, type BootedServer, type HasInstances } from './compute-helpers.js';
+import { bootServer, createPlan, guestFreezeStatus, qgaSocketOf, serverAction, startRun, uploadBootImages, waitRun, type BootedServer, type HasInstances } from './compute-helpers.js';
 
 const unsupported = guestUnsupportedReason();
 
@@ -85,17 +85,13 @@ describe('compute and orchestrator killed while guests are frozen', { skip: unsu
     await conn.close();
     await new Promise((r) => setTimeout(r, 1_000));
 
-    const plan = await s.call<{ protection_plan: { id: string } }>('POST', '/bulwark-protection-plans', {
-      protection_plan: {
-        name: 'crashy',
-        stages: [{ instances: [{ instance_id: a.id, volume_ids: [a.dataVolumeId] }] }, { instances: [{ instance_id: b.id, volume_ids: [b.dataVolumeId] }] }],
-        require_quiesce: true,
-        freeze_deadline_ms: 4_000,
-      },
+    const planId = await createPlan(s, {
+      name: 'crashy',
+      stages: [{ instances: [{ instance_id: a.id, volume_ids: [a.dataVolumeId] }] }, { instances: [{ instance_id: b.id, volume_ids: [b.dataVolumeId] }] }],
+      require_quiesce: true,
+      freeze_deadline_ms: 4_000,
     });
-    const started = await s.call<{ plan_run: { id: string } }>('POST', `/bulwark-protection-plans/${plan.body.protection_plan.id}/runs`, {});
-    assert.equal(started.status, 202, JSON.stringify(started.body));
-    const runId = started.body.plan_run.id;
+    const runId = await startRun(s, planId);
     const until = Date.now() + 30_000;
     while ((await quiesceState(s, a.id)).state !== 'frozen') {
       assert.ok(Date.now() < until, 'stage 1 never froze');
@@ -110,13 +106,7 @@ describe('compute and orchestrator killed while guests are frozen', { skip: unsu
 
     // The next orchestrator takes the run over once its lease has expired, and fails it.
     scheduler = await cluster.start('scheduler');
-    const deadline = Date.now() + 60_000;
-    let run: { status: string; error: string | null } = { status: '', error: null };
-    while (Date.now() < deadline) {
-      run = (await s.call<{ plan_run: { status: string; error: string | null } }>('GET', `/bulwark-plan-runs/${runId}`)).body.plan_run;
-      if (run.status === 'error' || run.status === 'available') break;
-      await new Promise((r) => setTimeout(r, 200));
-    }
+    const run = await waitRun<{ status: string; error: string | null }>(s, runId, undefined, 60_000);
     assert.equal(run.status, 'error');
     assert.match(String(run.error), /orchestrator|quiesce/);
     const snaps = await s.call<{ snapshots: { status: string; metadata: Record<string, string> }[] }>('GET', '/snapshots/detail');

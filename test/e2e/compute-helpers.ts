@@ -151,3 +151,28 @@ export async function checkVolumeFilesystem(s: ApiSession, volumeId: string, wor
   const contiguous = records.every((n, i) => n === i + 1);
   return { fsckCode: fsck.code, fsckOutput: fsck.out, records, recordsComplete: wellFormed && contiguous && (cat === '' || cat.endsWith('\n')) };
 }
+
+// ---- protection plans ----
+
+export async function createPlan(s: ApiSession, body: Record<string, unknown>): Promise<string> {
+  const res = await s.call<{ protection_plan: { id: string } }>('POST', '/bulwark-protection-plans', { protection_plan: body });
+  assert.equal(res.status, 200, JSON.stringify(res.body));
+  return res.body.protection_plan.id;
+}
+
+export async function startRun(s: ApiSession, planId: string): Promise<string> {
+  const res = await s.call<{ plan_run: { id: string } }>('POST', `/bulwark-protection-plans/${planId}/runs`, {});
+  assert.equal(res.status, 202, JSON.stringify(res.body));
+  return res.body.plan_run.id;
+}
+
+/** Polls a run until `done` says so (by default: available or error). */
+export async function waitRun<T extends { status: string }>(s: ApiSession, runId: string, done: (r: T) => boolean = (r) => r.status === 'available' || r.status === 'error', timeoutMs = 300_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const r = (await s.call<{ plan_run: T }>('GET', `/bulwark-plan-runs/${runId}`)).body.plan_run;
+    if (done(r)) return r;
+    assert.ok(Date.now() < deadline, `run ${runId} still ${r.status} after ${timeoutMs} ms`);
+    await new Promise((res) => setTimeout(res, 50));
+  }
+}

@@ -11,7 +11,7 @@ import { ApiSession, killInstances } from '../harness/aio.js';
 import { guestUnsupportedReason } from '../harness/guest.js';
 import { freePort } from '../harness/ports.js';
 import { makeCluster, type Cluster } from '../harness/processes.js';
-import { bootServer, guestFreezeStatus, uploadBootImages, type HasInstances } from './compute-helpers.js';
+import { bootServer, createPlan, guestFreezeStatus, startRun, uploadBootImages, waitRun, type HasInstances } from './compute-helpers.js';
 
 const unsupported = guestUnsupportedReason();
 
@@ -57,15 +57,8 @@ describe('a compute host apart from the storage host', { skip: unsupported ?? fa
       assert.ok(key.length >= 32 && !cmdline.includes(key));
     }
 
-    const plan = await s.call<{ protection_plan: { id: string } }>('POST', '/bulwark-protection-plans', {
-      protection_plan: { name: 'remote', stages: [{ instances: [{ instance_id: srv.id }] }], freeze_deadline_ms: 30_000 },
-    });
-    const started = await s.call<{ plan_run: { id: string } }>('POST', `/bulwark-protection-plans/${plan.body.protection_plan.id}/runs`, {});
-    let run: { status: string; consistency: string; snapshot_ids: string[]; error: string | null } = { status: '', consistency: '', snapshot_ids: [], error: null };
-    for (let i = 0; i < 600 && !['available', 'error'].includes(run.status); i++) {
-      run = (await s.call<{ plan_run: typeof run }>('GET', `/bulwark-plan-runs/${started.body.plan_run.id}`)).body.plan_run;
-      await new Promise((r) => setTimeout(r, 100));
-    }
+    const planId = await createPlan(s, { name: 'remote', stages: [{ instances: [{ instance_id: srv.id }] }], freeze_deadline_ms: 30_000 });
+    const run = await waitRun<{ status: string; consistency: string; snapshot_ids: string[]; error: string | null }>(s, await startRun(s, planId));
     assert.equal(run.status, 'available', String(run.error));
     assert.equal(run.consistency, 'application');
     assert.equal(run.snapshot_ids.length, 2);

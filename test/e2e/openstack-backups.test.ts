@@ -8,28 +8,15 @@ import { existsSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import { deploy, type Deployment } from '../harness/aio.js';
+import { OPENSTACK, oscEnv } from '../harness/osc.js';
 import { MiB, volumeHash, writeAt } from './backup-helpers.js';
 
 const run = promisify(execFile);
-const OPENSTACK = '/usr/bin/openstack';
 type Row = Record<string, unknown>;
 
 describe('openstackclient volume backup commands', { skip: !existsSync(OPENSTACK) && 'python3-openstackclient is not installed' }, () => {
   let d: Deployment | undefined;
-  const env = (): NodeJS.ProcessEnv => ({
-    PATH: '/usr/bin:/bin',
-    HOME: process.env['HOME'] ?? '/root',
-    OS_AUTH_URL: `${d!.url}/identity/v3`,
-    OS_USERNAME: 'alice',
-    OS_PASSWORD: 'alice-pw',
-    OS_PROJECT_NAME: 'alpha',
-    OS_USER_DOMAIN_NAME: 'Default',
-    OS_PROJECT_DOMAIN_NAME: 'Default',
-    OS_IDENTITY_API_VERSION: '3',
-    OS_VOLUME_API_VERSION: '3.64',
-    OS_AUTH_TYPE: 'password',
-    OS_INTERFACE: 'public',
-  });
+  const env = (): NodeJS.ProcessEnv => oscEnv(d!.url);
   const plain = async (args: string[]): Promise<string> => (await run(OPENSTACK, args, { env: env(), timeout: 60_000 })).stdout;
   const osc = async <T = Row>(args: string[]): Promise<T> => {
     const out = (await plain([...args, '-f', 'json'])).trim();

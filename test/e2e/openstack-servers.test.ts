@@ -9,29 +9,16 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import { deploy, type Deployment } from '../harness/aio.js';
+import { OPENSTACK, oscEnv } from '../harness/osc.js';
 import { buildGuest, guestUnsupportedReason, makeExt4Image } from '../harness/guest.js';
 
 const run = promisify(execFile);
-const OPENSTACK = '/usr/bin/openstack';
 const skip = !existsSync(OPENSTACK) ? 'python3-openstackclient is not installed' : guestUnsupportedReason();
 
 describe('openstackclient server and image commands', { skip: skip ?? false, timeout: 600_000 }, () => {
   let d: Deployment;
   let work: string;
-  const env = (): NodeJS.ProcessEnv => ({
-    PATH: '/usr/bin:/bin',
-    HOME: process.env['HOME'] ?? '/root',
-    OS_AUTH_URL: `${d.url}/identity/v3`,
-    OS_USERNAME: 'alice',
-    OS_PASSWORD: 'alice-pw',
-    OS_PROJECT_NAME: 'alpha',
-    OS_USER_DOMAIN_NAME: 'Default',
-    OS_PROJECT_DOMAIN_NAME: 'Default',
-    OS_IDENTITY_API_VERSION: '3',
-    OS_VOLUME_API_VERSION: '3.64',
-    OS_AUTH_TYPE: 'password',
-    OS_INTERFACE: 'public',
-  });
+  const env = (): NodeJS.ProcessEnv => oscEnv(d.url);
   const osc = async (args: string[]): Promise<unknown> => {
     const { stdout } = await run(OPENSTACK, [...args, '-f', 'json'], { env: env(), timeout: 120_000 });
     return stdout.trim() ? JSON.parse(stdout) : null;

@@ -15,7 +15,7 @@ import { after, before, describe, it } from 'node:test';
 import { deploy, type ApiSession, type Deployment } from '../harness/aio.js';
 import { guestUnsupportedReason } from '../harness/guest.js';
 import { createVolume } from './helpers.js';
-import { bootServer, checkSnapshotFilesystem, guestFreezeStatus, qgaSocketOf, uploadBootImages, waitServer, type BootImages, type BootedServer } from './compute-helpers.js';
+import { bootServer, createPlan, startRun, waitRun, checkSnapshotFilesystem, guestFreezeStatus, qgaSocketOf, uploadBootImages, waitServer, type BootImages, type BootedServer } from './compute-helpers.js';
 import { QgaConnection } from '../../src/drivers/qga/connection.js';
 import { waitForAgent } from '../../src/drivers/vm/index.js';
 
@@ -37,23 +37,8 @@ interface PlanRun {
   };
 }
 
-async function createPlan(s: ApiSession, body: Record<string, unknown>): Promise<string> {
-  const res = await s.call<{ protection_plan: { id: string } }>('POST', '/bulwark-protection-plans', { protection_plan: body });
-  assert.ok(res.status === 200 || res.status === 202 || res.status === 201, JSON.stringify(res.body));
-  return res.body.protection_plan.id;
-}
-
-async function runPlan(s: ApiSession, planId: string, want: readonly string[] = ['available', 'error']): Promise<PlanRun> {
-  const res = await s.call<{ plan_run: { id: string } }>('POST', `/bulwark-protection-plans/${planId}/runs`, {});
-  assert.equal(res.status, 202, JSON.stringify(res.body));
-  const id = res.body.plan_run.id;
-  const deadline = Date.now() + 120_000;
-  for (;;) {
-    const got = await s.call<{ plan_run: PlanRun }>('GET', `/bulwark-plan-runs/${id}`);
-    if (want.includes(got.body.plan_run.status)) return got.body.plan_run;
-    assert.ok(Date.now() < deadline, `run ${id} still ${got.body.plan_run.status}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
+async function runPlan(s: ApiSession, planId: string): Promise<PlanRun> {
+  return waitRun<PlanRun>(s, await startRun(s, planId), undefined, 120_000);
 }
 
 /** Snapshots a failed run may have left: none may be available. */

@@ -8,9 +8,9 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { deploy, type ApiSession, type Deployment } from '../harness/aio.js';
+import { deploy, type Deployment } from '../harness/aio.js';
 import { guestUnsupportedReason } from '../harness/guest.js';
-import { bootServer, checkSnapshotFilesystem, checkVolumeFilesystem, uploadBootImages, waitServer, type BootedServer } from './compute-helpers.js';
+import { bootServer, checkSnapshotFilesystem, checkVolumeFilesystem, createPlan, startRun, uploadBootImages, waitRun, waitServer, type BootedServer } from './compute-helpers.js';
 
 const unsupported = guestUnsupportedReason();
 
@@ -24,16 +24,6 @@ interface RunView {
     blueprints: { instance_id: string; volumes: { volume_id: string; snapshot_id: string; backup_id: string }[] }[][];
     restore?: { status: string; error: string | null; servers: { stage: number; from_instance_id: string; server_id: string; volume_ids: string[]; active_at: string }[] };
   };
-}
-
-async function waitRun(s: ApiSession, id: string, done: (r: RunView) => boolean, timeoutMs = 300_000): Promise<RunView> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const r = (await s.call<{ plan_run: RunView }>('GET', `/bulwark-plan-runs/${id}`)).body.plan_run;
-    if (done(r)) return r;
-    assert.ok(Date.now() < deadline, `run ${id}: ${r.status} ${JSON.stringify(r.record.restore ?? null)}`);
-    await new Promise((res) => setTimeout(res, 200));
-  }
 }
 
 describe('restore points: a plan run backed up and restored as a unit', { skip: unsupported ?? false, timeout: 900_000 }, () => {
@@ -55,20 +45,13 @@ describe('restore points: a plan run backed up and restored as a unit', { skip: 
 
   it('backs up every run, restores the last one as a unit in stage order', async () => {
     const s = d.member;
-    const plan = await s.call<{ protection_plan: { id: string } }>('POST', '/bulwark-protection-plans', {
-      protection_plan: {
-        name: 'app',
-        stages: [{ instances: [{ instance_id: a.id }] }, { instances: [{ instance_id: b.id }] }],
-        backup: true,
-        freeze_deadline_ms: 30_000,
-      },
+    const planId = await createPlan(s, {
+      name: 'app',
+      stages: [{ instances: [{ instance_id: a.id }] }, { instances: [{ instance_id: b.id }] }],
+      backup: true,
+      freeze_deadline_ms: 30_000,
     });
-    assert.ok(plan.body.protection_plan, JSON.stringify(plan.body));
-    const trigger = async (): Promise<RunView> => {
-      const res = await s.call<{ plan_run: { id: string } }>('POST', `/bulwark-protection-plans/${plan.body.protection_plan.id}/runs`, {});
-      assert.equal(res.status, 202, JSON.stringify(res.body));
-      return waitRun(s, res.body.plan_run.id, (r) => r.status === 'available' || r.status === 'error');
-    };
+    const trigger = async (): Promise<RunView> => waitRun<RunView>(s, await startRun(s, planId));
     const first = await trigger();
     assert.equal(first.status, 'available', JSON.stringify(first));
     assert.equal(first.record.backup?.status, 'available');
@@ -98,7 +81,7 @@ describe('restore points: a plan run backed up and restored as a unit', { skip: 
     const res = await s.call('POST', `/bulwark-plan-runs/${second.id}/restore`, {});
     assert.equal(res.status, 202, JSON.stringify(res.body));
     assert.equal((await s.call('POST', `/bulwark-plan-runs/${second.id}/restore`, {})).status, 409);
-    const restored = await waitRun(s, second.id, (r) => r.record.restore?.status === 'available' || r.record.restore?.status === 'error', 600_000);
+    const restored = await waitRun<RunView>(s, second.id, (r) => r.record.restore?.status === 'available' || r.record.restore?.status === 'error', 600_000);
     const servers = restored.record.restore!.servers;
     assert.equal(restored.record.restore!.status, 'available', restored.record.restore!.error ?? '');
     assert.deepEqual(servers.map((x) => [x.stage, x.from_instance_id]), [[0, a.id], [1, b.id]]);

@@ -10,6 +10,7 @@ import type { Executor } from '../../store/db.js';
 import { nowIso } from '../../store/db.js';
 import type { InstanceRow } from '../../store/schema.js';
 import type { ComputeContext } from './context.js';
+import { errorText } from '../worker.js';
 
 /** Wall-clock milliseconds with sub-millisecond resolution, comparable across hosts' records. */
 export function preciseNow(): number {
@@ -45,9 +46,6 @@ async function casQuiesce(ex: Executor, id: string, from: readonly string[], val
   return res.numUpdatedRows === 1n;
 }
 
-function errorText(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
-}
 
 function agentSocket(ctx: ComputeContext, instanceId: string): string {
   return join(ctx.instanceDir(instanceId), 'qga.sock');

@@ -19,6 +19,7 @@ import { applyRetention } from '../../services/plans.js';
 import { enforceQuota } from '../../services/quotas.js';
 import { checkSnapshotSource, deleteSnapshot, newSnapshotRow } from '../../services/snapshots.js';
 import type { Logger } from '../../util/log.js';
+import { errorText } from '../worker.js';
 
 /** Polling for the jobs a run waits on: these waits sit inside the freeze window. */
 const WAIT_POLL_MS = 3;
@@ -71,9 +72,6 @@ interface ThawResult {
   error: string | null;
 }
 
-function errorText(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
-}
 
 /** Waits for every job; a job that does not finish in time counts as failed. */
 async function waitAll(ex: Executor, ids: readonly number[], timeoutMs: number): Promise<Map<number, { state: string; result: Record<string, unknown>; error: string | null }>> {

@@ -12,6 +12,7 @@ import { restoreBackup } from '../../services/backup-restore.js';
 import { createServer } from '../../services/instances.js';
 import { createVolume } from '../../services/volumes.js';
 import type { Logger } from '../../util/log.js';
+import { errorText } from '../worker.js';
 
 /** What a run records about each instance so it can be rebuilt later, even after the original is gone. */
 export interface InstanceBlueprint {
@@ -33,9 +34,6 @@ export interface RestoreRecord {
 
 const POLL_MS = 200;
 
-function errorText(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
-}
 
 async function until<T>(what: string, timeoutMs: number, probe: () => Promise<T | null>): Promise<T> {
   const deadline = Date.now() + timeoutMs;
