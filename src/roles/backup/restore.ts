@@ -1,8 +1,9 @@
 // Restore, delete and import: the other three backup jobs.
-import { NbdClient } from '../../drivers/nbd/client.js';
+import type { NbdClient } from '../../drivers/nbd/client.js';
 import { nowIso } from '../../store/db.js';
 import type { ClaimedJob } from '../../store/jobs.js';
 import { GiB, windowed, type BackupContext } from './engine.js';
+import { connectExport } from './export-connection.js';
 
 const WAIT_VOLUME_MS = 120_000;
 const WRITE_CONNECTIONS = 4;
@@ -38,10 +39,9 @@ export async function runRestore(ctx: BackupContext, job: ClaimedJob): Promise<v
   const exp = await ctx.calls.exportVolume(vol.host, vol.id, exportId);
   const writeStarted = Date.now();
   try {
-    if (exp.transport !== 'unix') throw new Error('this backup service writes only local (unix socket) exports');
     // Several connections write in parallel; the export advertises multi-conn,
     // so one flush after every write has completed covers them all.
-    const conns = await Promise.all(Array.from({ length: WRITE_CONNECTIONS }, () => NbdClient.connectUnix(exp.socketPath, exp.exportName)));
+    const conns = await Promise.all(Array.from({ length: WRITE_CONNECTIONS }, () => connectExport(exp)));
     let turn = 0;
     try {
       const pending = new Set<Promise<void>>();
