@@ -8,6 +8,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { availableParallelism, loadavg } from 'node:os';
 import { NbdClient } from '../src/drivers/nbd/client.js';
 import { ApiSession } from '../test/harness/aio.js';
 import { makeCluster } from '../test/harness/processes.js';
@@ -54,6 +55,12 @@ async function timeAsync<T>(fn: () => Promise<T>): Promise<{ ms: number; value: 
   const t0 = performance.now();
   const value = await fn();
   return { ms: performance.now() - t0, value };
+}
+
+/** CPU seconds (user + system, all threads) a process has used so far. */
+function cpuSeconds(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime in clock ticks (USER_HZ = 100)
 }
 
 function peakRssMiB(pid: number): number {
@@ -119,7 +126,10 @@ async function main(): Promise<void> {
     };
     step('qemu-img baseline done');
     const repoDir = join(cluster.dir, 'backups');
+    const bpid = backupProc.child.pid!;
+    const cpu0 = cpuSeconds(bpid);
     const full = await timeAsync(() => backupOnce(false));
+    const fullCpu = cpuSeconds(bpid) - cpu0;
     const repoFull = du(repoDir);
     step('full backup done');
 
@@ -158,11 +168,13 @@ async function main(): Promise<void> {
     const rInc = time(() => restic(['backup', raw]));
     const resticIncSize = du(resticRepo);
 
+    const cpu1 = cpuSeconds(bpid);
     const restore = await timeAsync(async () => {
       const r = await s.call<{ restore: { volume_id: string } }>('POST', `/backups/${inc.value.id}/restore`, { restore: {} });
       await s.waitFor(`/backups/${inc.value.id}`, 'backup', ['available'], 3_600_000);
       await s.waitFor(`/volumes/${r.body.restore.volume_id}`, 'volume', ['available'], 3_600_000);
     });
+    const restoreCpu = cpuSeconds(bpid) - cpu1;
     const restoreDir = join(work, 'restic-restore');
     const rRestore = time(() => restic(['restore', 'latest', '--target', restoreDir]));
     step('restores done');
@@ -178,6 +190,9 @@ async function main(): Promise<void> {
     out.push(`repository growth:  Bulwark ${mib(repoInc - repoFull)} = ${((repoInc - repoFull) / changed).toFixed(2)}x changed [target <= 1.2x], restic ${mib(resticIncSize - resticFullSize)}`);
     out.push(`restore:            Bulwark ${f(restore.ms)}, restic ${f(rRestore.ms)}  -> ${(rRestore.ms / restore.ms).toFixed(2)}x faster [target >= 2x]`);
     out.push(`backup process peak RSS: ${peak.toFixed(0)} MiB [target <= 400 MiB]`);
+    out.push(`backup process CPU: full backup ${fullCpu.toFixed(1)} s, restore ${restoreCpu.toFixed(1)} s (of ${availableParallelism()} cores); load average at the end ${loadavg().map((l) => l.toFixed(1)).join(' ')}`);
+    // BENCH_LOGS=1: the backup role's own timings (where a job's time went).
+    if (process.env['BENCH_LOGS']) for (const l of backupProc.output.join('').split('\n')) if (/restore written|backup done|"ms"/.test(l)) out.push(`  log: ${l}`);
   } finally {
     await cluster.stopAll();
     rmSync(cluster.dir, { recursive: true, force: true });

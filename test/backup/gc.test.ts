@@ -7,12 +7,10 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, it } from 'node:test';
 import { ChunkVanishedError, Repository } from '../../src/backup/repository/index.js';
-import { backupImage, FAST, makeImage, MiB, newRepo, PASS, restore, storeUsage, tempDir } from './helpers.js';
+import { backupImage, FAST, makeImage, MiB, newRepo, PASS, restore, storedChunks, storeUsage, tempDir } from './helpers.js';
 
 async function chunkIds(repo: Repository): Promise<Set<string>> {
-  const out = new Set<string>();
-  for await (const k of repo.store.list('chunks/')) out.add(k.slice('chunks/'.length));
-  return out;
+  return new Set((await storedChunks(repo)).keys());
 }
 
 function idsOf(m: { table: { dataSlots(): Iterable<number>; idAt(i: number): string } }): Set<string> {
@@ -45,8 +43,11 @@ describe('backup repository: garbage collection', () => {
 
       await repo.deleteBackup('one');
       const report = await repo.gc();
+      // 'one' stored 8 chunks in one pack; 3 of them (37.5 %) are now unneeded: the pack is repacked.
       assert.equal(report.chunksDeleted, 3);
       assert.equal(report.chunksKept, 8);
+      assert.equal(report.packsRepacked, 1);
+      assert.equal(report.packsDeleted, 0);
       const left = await chunkIds(repo);
       for (const id of only1) assert.ok(!left.has(id), `chunk ${id} only the deleted backup used is still there`);
       for (const id of idsOf(m2)) assert.ok(left.has(id), `chunk ${id} of the remaining backup was deleted`);
@@ -99,6 +100,7 @@ describe('backup repository: garbage collection', () => {
       const expired = await repo.gc({ lockExpiryMs: 200 });
       assert.deepEqual(expired.expiredLocks, ['crashed']);
       assert.equal(expired.chunksDeleted, 3);
+      assert.equal(expired.packsDeleted, 1, "the crashed writer's pack, whole");
       assert.deepEqual(await chunkIds(repo), idsOf(finished));
       assert.ok((await restore(repo, 'finished')).equals(img.subarray(0, 3 * MiB)));
       const locks: string[] = [];
@@ -163,11 +165,11 @@ describe('backup repository: garbage collection', () => {
     try {
       await backupImage(repo, makeImage(2 * MiB, [[0, 2 * MiB, 'random']]), { backupId: 'x' });
       await repo.deleteBackup('x');
-      const before = await storeUsage(join(dir, 'repo', 'chunks'));
+      const before = await storeUsage(join(dir, 'repo', 'packs'));
       const report = await repo.gc({ dryRun: true });
       assert.equal(report.chunksPresent - report.chunksKept, 2);
       assert.equal(report.chunksDeleted, 0);
-      assert.deepEqual(await storeUsage(join(dir, 'repo', 'chunks')), before);
+      assert.deepEqual(await storeUsage(join(dir, 'repo', 'packs')), before);
       const other = await Repository.open(repo.store, PASS, FAST);
       assert.equal((await other.gc()).chunksDeleted, 2);
       await other.close();

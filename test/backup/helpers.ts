@@ -1,11 +1,12 @@
 // Shared by the backup repository tests: volume images with random, text-like
 // and zero extents, a backup loop shaped like the backup role's, and restore.
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, readdir, rm, stat } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Repository, type BackupManifest, type RepositoryInitOptions, type RepositorySecret } from '../../src/backup/repository/index.js';
 import { LocalDirStore } from '../../src/backup/store/local-dir.js';
+import { PACK_PREFIX, readPackEntries } from '../../src/backup/repository/pack.js';
 
 export const MiB = 1024 * 1024;
 export const KiB = 1024;
@@ -136,22 +137,40 @@ export async function restore(repo: Repository, backupId: string): Promise<Buffe
   return out;
 }
 
-/** Bytes of every object under dir (recursively), and how many chunk objects. */
+/** Bytes of every object under dir (recursively), and how many chunk objects its packs hold. */
 export async function storeUsage(dir: string): Promise<{ bytes: number; chunks: number }> {
   let bytes = 0;
   let chunks = 0;
   const walk = async (d: string): Promise<void> => {
-    for (const e of await readdir(d, { withFileTypes: true })) {
+    let entries;
+    try {
+      entries = await readdir(d, { withFileTypes: true });
+    } catch {
+      return; // no packs yet
+    }
+    for (const e of entries) {
       const p = join(d, e.name);
       if (e.isDirectory()) await walk(p);
       else {
-        bytes += (await stat(p)).size;
-        if (p.includes('/chunks/')) chunks++;
+        const b = await readFile(p);
+        bytes += b.length;
+        // A pack ends with its entry count and the magic "BWPACK\0\1".
+        if (p.includes('/packs/') && !e.name.startsWith('.') && b.length >= 12) chunks += b.readUInt32LE(b.length - 12);
       }
     }
   };
   await walk(dir);
   return { bytes, chunks };
+}
+
+/** Every chunk id stored in the repository's packs, per pack trailer. */
+export async function storedChunks(repo: Repository): Promise<Map<string, string>> {
+  const out = new Map<string, string>();
+  for await (const k of repo.store.list(PACK_PREFIX)) {
+    const pack = k.slice(PACK_PREFIX.length);
+    for (const e of await readPackEntries(repo.store, pack)) out.set(e.id, pack);
+  }
+  return out;
 }
 
 export async function collect<T>(it: AsyncIterable<T>): Promise<T[]> {

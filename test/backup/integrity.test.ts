@@ -1,11 +1,14 @@
 // Tampering and damage: every chunk and metadata object is authenticated on
 // read, verify names the damaged chunks and every backup that needs them.
+// Chunks live in packs (each backup here stores its new chunks in one pack):
+// damage is done to a chunk's bytes inside its pack file.
 import assert from 'node:assert/strict';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, beforeEach, describe, it } from 'node:test';
 import { AuthError, ChunkMissingError, Repository } from '../../src/backup/repository/index.js';
 import { LocalDirStore } from '../../src/backup/store/local-dir.js';
+import { PACK_PREFIX, readPackEntries } from '../../src/backup/repository/pack.js';
 import { backupImage, FAST, makeImage, MiB, newRepo, PASS, restore, tempDir } from './helpers.js';
 
 describe('backup repository: integrity', () => {
@@ -23,9 +26,21 @@ describe('backup repository: integrity', () => {
   const imgB = Buffer.concat([imgA.subarray(0, 2 * MiB), makeImage(2 * MiB, [[0, 2 * MiB, 'random']])]);
   const imgC = makeImage(2 * MiB, [[0, 2 * MiB, 'random']]);
   let ids: string[] = [];
+  /** Pack file contents as first written, by path. */
   const saved = new Map<string, Buffer>();
+  const where = new Map<string, { path: string; offset: number; length: number }>();
 
-  const chunkPath = (id: string): string => store.pathOf(`chunks/${id}`);
+  const sealedOf = (id: string): Buffer => {
+    const w = where.get(id)!;
+    return saved.get(w.path)!.subarray(w.offset, w.offset + w.length);
+  };
+  /** Rewrites the pack holding `id` with its chunk object replaced by `bytes` (same length) or truncated inside it. */
+  const damage = async (id: string, edit: (chunk: Buffer) => void): Promise<void> => {
+    const w = where.get(id)!;
+    const pack = Buffer.from(saved.get(w.path)!);
+    edit(pack.subarray(w.offset, w.offset + w.length));
+    await writeFile(w.path, pack);
+  };
 
   before(async () => {
     ({ dir, cleanup } = await tempDir());
@@ -34,11 +49,16 @@ describe('backup repository: integrity', () => {
     await backupImage(repo, imgB, { backupId: 'b' }, 'vol-b');
     await backupImage(repo, imgC, { backupId: 'c' }, 'vol-c');
     ids = [0, 1, 2, 3].map((i) => a.table.idAt(i));
-    for (const id of ids) saved.set(id, await readFile(chunkPath(id)));
+    for await (const k of store.list(PACK_PREFIX)) {
+      const path = store.pathOf(k);
+      saved.set(path, await readFile(path));
+      for (const e of await readPackEntries(store, k.slice(PACK_PREFIX.length))) where.set(e.id, { path, offset: e.offset, length: e.length });
+    }
+    assert.equal(saved.size, 3, 'one pack per backup');
   });
   // Each test damages something; start every test from the intact objects.
   beforeEach(async () => {
-    for (const [id, bytes] of saved) await writeFile(chunkPath(id), bytes);
+    for (const [path, bytes] of saved) await writeFile(path, bytes);
   });
   after(async () => {
     await repo.close();
@@ -55,9 +75,9 @@ describe('backup repository: integrity', () => {
 
   it('a flipped byte in a chunk: read throws AuthError, verify names the chunk and every backup using it', async () => {
     const shared = ids[0]!;
-    const bytes = Buffer.from(saved.get(shared)!);
-    bytes[bytes.length >> 1]! ^= 0x01;
-    await writeFile(chunkPath(shared), bytes);
+    await damage(shared, (c) => {
+      c[c.length >> 1]! ^= 0x01;
+    });
 
     await assert.rejects(restore(repo, 'a'), (err: unknown) => err instanceof AuthError && err.objectKey === `chunks/${shared}`);
     await assert.rejects(restore(repo, 'b'), AuthError);
@@ -75,17 +95,25 @@ describe('backup repository: integrity', () => {
 
   it('a flipped compression flag or a truncated chunk fails authentication', async () => {
     const id = ids[1]!; // text: stored compressed
-    const flag = Buffer.from(saved.get(id)!);
-    assert.equal(flag[1], 1);
-    flag[1] = 0;
-    await writeFile(chunkPath(id), flag);
+    assert.equal(sealedOf(id)[1], 1);
+    await damage(id, (c) => {
+      c[1] = 0;
+    });
     await assert.rejects(restore(repo, 'a'), AuthError);
-    await writeFile(chunkPath(id), saved.get(id)!.subarray(0, 100));
-    await assert.rejects(restore(repo, 'a'), AuthError);
+    // The pack cut short inside the chunk: a short read is damage, not absence.
+    const w = where.get(id)!;
+    await writeFile(w.path, saved.get(w.path)!.subarray(0, w.offset + 100));
+    await assert.rejects(restore(repo, 'a'), (err: unknown) => err instanceof AuthError && /truncated/.test(err.detail));
+    assert.deepEqual(
+      (await repo.verify(['a'])).damaged.map((d) => [d.chunkId, d.problem]).filter(([c]) => c === id),
+      [[id, 'corrupt']],
+    );
   });
 
   it("a chunk swapped for another chunk's object fails authentication (the id is the AAD)", async () => {
-    await writeFile(chunkPath(ids[2]!), saved.get(ids[3]!)!);
+    // Slots 0 and 2 are both random 1 MiB chunks: their objects have the same length.
+    const other = Buffer.from(sealedOf(ids[0]!));
+    await damage(ids[2]!, (c) => other.copy(c));
     await assert.rejects(restore(repo, 'a'), (err: unknown) => err instanceof AuthError && err.objectKey === `chunks/${ids[2]}` && /tag mismatch/.test(err.detail));
     const report = await repo.verify(['a']);
     assert.deepEqual(
@@ -94,14 +122,21 @@ describe('backup repository: integrity', () => {
     );
   });
 
-  it('a missing chunk is reported as missing', async () => {
-    await store.delete(`chunks/${ids[3]}`);
-    await assert.rejects(restore(repo, 'a'), ChunkMissingError);
-    const report = await repo.verify();
-    assert.deepEqual(
-      report.damaged.map((d) => [d.chunkId, d.problem, d.backups]),
-      [[ids[3], 'missing', ['a']]],
-    );
+  it('a missing pack: its chunks are reported as missing, with the backups that need them', async () => {
+    const packOfA = where.get(ids[3]!)!.path;
+    const rel = packOfA.slice(join(dir, 'repo').length + 1);
+    await store.delete(rel);
+    try {
+      await assert.rejects(restore(repo, 'a'), ChunkMissingError);
+      const report = await repo.verify();
+      assert.deepEqual(
+        report.damaged.map((d) => [d.chunkId, d.problem, d.backups]),
+        [...ids].sort().map((id) => [id, 'missing', id === ids[0] || id === ids[1] ? ['a', 'b'] : ['a']]),
+      );
+      assert.ok((await restore(repo, 'c')).equals(imgC));
+    } finally {
+      await writeFile(packOfA, saved.get(packOfA)!);
+    }
   });
 
   it('manifests are authenticated and bound to their backup id', async () => {
@@ -117,7 +152,7 @@ describe('backup repository: integrity', () => {
       await assert.rejects(repo.readManifest('c'), AuthError);
       // gc refuses to run past a manifest it cannot read: it might reference anything.
       await assert.rejects(repo.gc(), /nothing deleted/);
-      assert.ok(await store.has(`chunks/${ids[0]}`));
+      for (const path of saved.keys()) assert.ok(await store.has(path.slice(join(dir, 'repo').length + 1)));
     } finally {
       await store.put('manifests/c', original);
     }
@@ -147,7 +182,7 @@ describe('backup repository: integrity', () => {
     }
     const fresh = await Repository.open(store, PASS, FAST);
     try {
-      // Dedup still works, through the store.
+      // Dedup still works, through the pack trailers (each chunk read back and authenticated first).
       const m = await backupImage(fresh, imgA, { backupId: 'a2' });
       assert.equal(m.stats.newChunks, 0);
       assert.ok((await restore(fresh, 'a2')).equals(imgA));

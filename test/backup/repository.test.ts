@@ -43,20 +43,20 @@ describe('backup repository: round trip and dedup', () => {
   });
 
   it('never stores zero chunks, even when handed to writeChunk', async () => {
-    const before = await storeUsage(join(dir, 'repo', 'chunks'));
+    const before = await storeUsage(join(dir, 'repo', 'packs'));
     const zeros = Buffer.alloc(4 * MiB);
     const m = await backupImage(repo, zeros, { backupId: 'zeros', zerosAsData: true }, 'vol-z');
     assert.equal(m.stats.dataSlots, 0);
     assert.equal(m.stats.zeroSlots, 4);
-    assert.equal((await storeUsage(join(dir, 'repo', 'chunks'))).chunks, before.chunks);
+    assert.equal((await storeUsage(join(dir, 'repo', 'packs'))).chunks, before.chunks);
     const out = await restore(repo, 'zeros');
     assert.ok(out.equals(zeros));
   });
 
   it('the same data backed up again adds no chunks', async () => {
-    const before = await storeUsage(join(dir, 'repo', 'chunks'));
+    const before = await storeUsage(join(dir, 'repo', 'packs'));
     const m = await backupImage(repo, img, { backupId: 'full-2' }, 'vol-2'); // another volume, same bytes
-    const grown = (await storeUsage(join(dir, 'repo', 'chunks'))).bytes - before.bytes;
+    const grown = (await storeUsage(join(dir, 'repo', 'packs'))).bytes - before.bytes;
     assert.equal(m.stats.newChunks, 0);
     assert.equal(m.stats.dedupedSlots, m.stats.dataSlots);
     assert.equal(grown, 0);

@@ -91,6 +91,22 @@ describe('S3ObjectStore on Swift s3api', { skip: unavailable ? `Swift is not ins
     assert.ok(Buffer.from(await store.get('big/4mib')).equals(Buffer.from(other)));
   });
 
+  it('stores parts as one object, and reads ranges and suffixes of it (packs)', async () => {
+    const a = randomBytes(300_000);
+    const b = randomBytes(5);
+    const c = randomBytes(1_000_000);
+    await store.put('range/pack', [a, b, c]);
+    const whole = Buffer.concat([a, b, c]);
+    assert.ok(Buffer.from(await store.get('range/pack')).equals(whole));
+    assert.ok(Buffer.from(await store.getRange('range/pack', { offset: 300_000, length: 5 })).equals(b));
+    assert.ok(Buffer.from(await store.getRange('range/pack', { offset: 299_990, length: 20 })).equals(whole.subarray(299_990, 300_010)));
+    assert.ok(Buffer.from(await store.getRange('range/pack', { suffix: 12 })).equals(whole.subarray(whole.length - 12)));
+    // Past the end: the bytes that exist (a short read), or none.
+    assert.equal((await store.getRange('range/pack', { offset: whole.length - 3, length: 10 })).length, 3);
+    assert.equal((await store.getRange('range/pack', { offset: whole.length + 10, length: 10 })).length, 0);
+    await assert.rejects(store.getRange('range/absent', { offset: 0, length: 1 }), ObjectNotFoundError);
+  });
+
   it('has tells present from absent', async () => {
     await store.put('has/yes', new Uint8Array([1]));
     assert.equal(await store.has('has/yes'), true);

@@ -3,7 +3,7 @@
 // and the chunk files of a local repository.
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { readdirSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { NbdClient } from '../../src/drivers/nbd/client.js';
 import type { ApiSession } from '../harness/aio.js';
@@ -55,9 +55,24 @@ export async function restoreToNew(s: ApiSession, backupId: string): Promise<str
   return r.body.restore.volume_id;
 }
 
-/** Every chunk file of a local repository (ROOT/chunks/xx/<id>), by chunk id. */
+/** The file holding each chunk of a local repository, by chunk id: its pack
+ *  (ROOT/packs/<pack>, listed by the pack's trailer), or, in the old layout, ROOT/chunks/xx/<id>. */
 export function chunkFiles(repoRoot: string): Map<string, string> {
   const out = new Map<string, string>();
+  let packs: string[] = [];
+  try {
+    packs = readdirSync(join(repoRoot, 'packs')).filter((f) => /^[0-9a-f]{32}$/.test(f));
+  } catch {
+    // no packs yet
+  }
+  for (const f of packs) {
+    const path = join(repoRoot, 'packs', f);
+    const b = readFileSync(path);
+    // trailer: entries (id 32 | offset u32 | length u32) | count u32 | "BWPACK\0\1"
+    const n = b.readUInt32LE(b.length - 12);
+    const at = b.length - 12 - n * 40;
+    for (let k = 0; k < n; k++) out.set(b.toString('hex', at + k * 40, at + k * 40 + 32), path);
+  }
   const base = join(repoRoot, 'chunks');
   let dirs: string[];
   try {

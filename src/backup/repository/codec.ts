@@ -7,6 +7,8 @@ import { AuthError } from './errors.js';
 import type { RepositoryKeys } from './keys.js';
 import { bufferOf, owned, WorkerPool, type WireError } from './worker-pool.js';
 
+export type HashSealResult = { readonly zero: true } | { readonly zero: false; readonly id: string; readonly length: number; readonly sealed: Uint8Array };
+
 export type HashResult = { readonly zero: true } | { readonly zero: false; readonly id: string; readonly data: Uint8Array };
 
 function revive(e: WireError): Error {
@@ -36,6 +38,14 @@ export class ChunkCodec {
     return res.zero ? { zero: true } : { zero: false, id: res.id, data: res.data };
   }
 
+  /** Zero check, id and sealed chunk object in one round trip. Takes ownership of `data`. */
+  async hashSeal(data: Uint8Array): Promise<HashSealResult> {
+    const d = owned(data);
+    const res = await this.pool.run({ op: 'hashSeal', data: d }, [bufferOf(d)]);
+    if (res.op !== 'hashSeal') throw new Error('crypto worker answered out of protocol');
+    return res.zero ? { zero: true } : { zero: false, id: res.id, length: res.length, sealed: res.sealed };
+  }
+
   /** Takes ownership of `data`. */
   async seal(id: string, data: Uint8Array): Promise<Uint8Array> {
     const d = owned(data);
@@ -45,9 +55,9 @@ export class ChunkCodec {
   }
 
   /** Authenticated plaintext of a chunk object, or AuthError. Takes ownership of `sealed`. */
-  async open(id: string, sealed: Uint8Array): Promise<Uint8Array> {
+  async open(id: string, sealed: Uint8Array, checkId = true): Promise<Uint8Array> {
     const s = owned(sealed);
-    const res = await this.pool.run({ op: 'open', id, sealed: s }, [bufferOf(s)]);
+    const res = await this.pool.run({ op: 'open', id, sealed: s, checkId }, [bufferOf(s)]);
     if (res.op !== 'open') throw new Error('crypto worker answered out of protocol');
     return res.data;
   }

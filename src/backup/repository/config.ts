@@ -22,7 +22,8 @@ import {
 
 export const CONFIG_KEY = 'config';
 export const FORMAT = 'bulwark-backup-repository';
-export const FORMAT_VERSION = 1;
+// 2: chunks live in packs located through the index (1 stored one object per chunk; never deployed, not read).
+export const FORMAT_VERSION = 2;
 
 const b64 = z.string().regex(/^[A-Za-z0-9+/]*={0,2}$/);
 

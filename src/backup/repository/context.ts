@@ -13,8 +13,14 @@ export interface RepositoryOptions {
   readonly workers?: number;
   /** Store operations (gets, puts, has) in flight at once. Default 8. */
   readonly inFlight?: number;
-  /** Chunk bytes a writer holds at once, plaintext and sealed. Default 64 MiB. */
+  /** Chunk bytes a writer holds at once, plaintext and sealed. Default 32 MiB. */
   readonly maxBytesInFlight?: number;
+  /** Chunks a reader fetches and opens ahead of its consumer. Default 16. */
+  readonly readAhead?: number;
+  /** A pack is uploaded once its chunk objects reach this many bytes. Default 8 MiB. */
+  readonly packSize?: number;
+  /** Pack uploads a writer has in flight at once (each holds a pack in memory). Default 2. */
+  readonly packUploads?: number;
   /** How often a writer renews its lock and publishes its chunk references. Default 30 s. */
   readonly lockRenewMs?: number;
   /** A lock (or a gc run) not renewed for this long is considered dead. Default 30 min. */

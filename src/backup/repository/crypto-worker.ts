@@ -19,12 +19,19 @@ function handle(req: CryptoRequest): { res: CryptoResponse; transfer: ArrayBuffe
       const id = computeChunkId(idKey, d);
       return { res: { op: 'hash', zero: false, id, data: d }, transfer: [bufferOf(d)] };
     }
+    case 'hashSeal': {
+      const d = req.data;
+      if (Buffer.from(d.buffer, d.byteOffset, d.byteLength).equals(zeros.subarray(0, d.byteLength))) return { res: { op: 'hashSeal', zero: true }, transfer: [] };
+      const id = computeChunkId(idKey, d);
+      const sealed = owned(sealChunk(encKey, id, d, init.level));
+      return { res: { op: 'hashSeal', zero: false, id, length: d.length, sealed }, transfer: [bufferOf(sealed)] };
+    }
     case 'seal': {
       const sealed = owned(sealChunk(encKey, req.id, req.data, init.level));
       return { res: { op: 'seal', sealed }, transfer: [bufferOf(sealed)] };
     }
     case 'open': {
-      const data = owned(openChunk(encKey, idKey, req.id, req.sealed, init.chunkSize));
+      const data = owned(openChunk(encKey, idKey, req.id, req.sealed, init.chunkSize, req.checkId));
       return { res: { op: 'open', data }, transfer: [bufferOf(data)] };
     }
   }

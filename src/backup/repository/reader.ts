@@ -1,9 +1,11 @@
 // Reading a backup back: extents in volume order, zero runs coalesced, data
-// chunks fetched and opened several at a time ahead of the consumer. Every
+// chunks fetched (ranged reads of their packs) and opened several at a time
+// ahead of the consumer. Every
 // chunk is authenticated (GCM tag with its id as AAD, then the id over the
 // plaintext) before it is yielded.
 import { ObjectNotFoundError } from '../store/object-store.js';
 import { chunkKey } from './chunk-format.js';
+import { packKey } from './pack.js';
 import type { RepoContext } from './context.js';
 import { AuthError, ChunkMissingError } from './errors.js';
 import type { BackupManifest } from './manifest.js';
@@ -15,15 +17,28 @@ export interface Extent {
   readonly data: Uint8Array | null;
 }
 
-export async function fetchChunk(ctx: RepoContext, id: string): Promise<Uint8Array> {
-  let sealed: Uint8Array;
-  try {
-    sealed = await ctx.storeSlots.run(() => ctx.store.get(chunkKey(id)));
-  } catch (err) {
-    if (err instanceof ObjectNotFoundError) throw new ChunkMissingError(id);
-    throw err;
+/** The sealed bytes of a chunk, from its pack; ChunkMissingError when no pack holds it. */
+async function fetchSealed(ctx: RepoContext, id: string): Promise<Uint8Array> {
+  for (let attempt = 0; ; attempt++) {
+    const loc = ctx.known.locate(id) ?? (await ctx.known.locateSlow(ctx, id));
+    if (!loc) throw new ChunkMissingError(id);
+    try {
+      const sealed = await ctx.storeSlots.run(() => ctx.store.getRange(packKey(loc.pack), { offset: loc.offset, length: loc.length }));
+      // A short read is a truncated pack: the chunk is damaged, not absent.
+      if (sealed.length !== loc.length) throw new AuthError(chunkKey(id), `pack ${loc.pack} is truncated`);
+      return sealed;
+    } catch (err) {
+      if (!(err instanceof ObjectNotFoundError)) throw err;
+      // A gc may have repacked the chunk since we loaded the index: look again, once.
+      if (attempt > 0) throw new ChunkMissingError(id);
+      await ctx.known.reload(ctx);
+    }
   }
-  return ctx.codec.open(id, sealed);
+}
+
+/** The authenticated plaintext of a chunk. `checkId` (verify): also recompute its id. */
+export async function fetchChunk(ctx: RepoContext, id: string, checkId = true): Promise<Uint8Array> {
+  return ctx.codec.open(id, await fetchSealed(ctx, id), checkId);
 }
 
 interface Pending {
@@ -35,7 +50,7 @@ interface Pending {
 export async function* readExtents(ctx: RepoContext, m: BackupManifest): AsyncGenerator<Extent> {
   const t = m.table;
   const cs = m.chunkSize;
-  const window = ctx.options.inFlight;
+  const window = ctx.options.readAhead;
   const queue: Pending[] = [];
   let next = 0;
   let fetching = 0;
@@ -51,7 +66,7 @@ export async function* readExtents(ctx: RepoContext, m: BackupManifest): AsyncGe
       }
       const id = t.idAt(i);
       const length = t.slotLength(i);
-      const data = fetchChunk(ctx, id).then((d) => {
+      const data = fetchChunk(ctx, id, false).then((d) => {
         if (d.length !== length) throw new AuthError(chunkKey(id), `holds ${d.length} bytes where the manifest expects ${length}`);
         return d;
       });

@@ -1,20 +1,24 @@
 // Writing one backup. Chunks flow through a pipeline: admission (a byte
-// budget), zero check and id on a worker, dedup (known set, then the store),
-// compress and encrypt on a worker, put. writeChunk returns once a chunk is
-// admitted, so a sequential caller keeps reads, CPU work and uploads in flight
-// together; a failure in the pipeline surfaces at the next call or at commit.
+// budget), zero check and id on a worker, dedup (the in-memory index, no store
+// request), compress and encrypt on a worker, append to a pack; full packs are
+// uploaded (one put each). writeChunk returns once a chunk is admitted, so a
+// sequential caller keeps reads, CPU work and uploads in flight together; a
+// failure in the pipeline surfaces at the next call or at commit.
 //
-// Nothing becomes visible until commit: the chunks first, then
-// `index/<backupId>`, then `manifests/<backupId>`, whose presence is the backup.
-import { chunkKey } from './chunk-format.js';
+// Nothing becomes visible until commit: the packs first, then
+// `index/<backupId>` (where this backup's chunks are), then
+// `manifests/<backupId>`, whose presence is the backup.
+import { LocationList, type ChunkLocation } from './chunk-map.js';
 import { ChunkTable } from './chunk-table.js';
-import { putSealed, sleep, type RepoContext } from './context.js';
+import { listKeys, putSealed, sleep, type RepoContext } from './context.js';
 import { BackupExistsError, ChunkVanishedError, IncompleteBackupError } from './errors.js';
 import { ChunkIdSet } from './id-set.js';
 import { indexKey } from './known.js';
+import { PACK_PREFIX, PackWriter, packKey } from './pack.js';
 import { listGcRecords, WriterLock, type GcRecord } from './locks.js';
 import { manifestKey, sealManifest, validateBackupId, type BackupManifest, type BackupStats } from './manifest.js';
-import { forEachLimit, Semaphore } from './semaphore.js';
+import { Semaphore } from './semaphore.js';
+import { owned } from './worker-pool.js';
 
 export interface BackupMeta {
   /** Caller-chosen (Cinder's backup id): letters, digits, '_' and '-'. */
@@ -57,6 +61,8 @@ export async function openWriter(
       ctx,
       gcAtStart.map((r) => r.runId),
     );
+    // Chunks of backups that never committed (or whose index is damaged) are in packs no index names.
+    await ctx.known.scanUnindexed(ctx);
     return new BackupWriter(ctx, meta, parent, lock, gcAtStart);
   } catch (err) {
     await lock.release().catch(() => undefined);
@@ -68,12 +74,18 @@ export class BackupWriter {
   private readonly table: ChunkTable;
   private readonly chunkSize: number;
   private readonly budget: Semaphore;
-  /** Chunks this backup introduces to the index: uploaded, or found in the store but in no index. */
-  private readonly indexIds = new ChunkIdSet(256);
+  /** Chunks this backup stored, with their locations: its index object. */
+  private readonly indexed = new LocationList();
+  /** Chunks this backup has sealed or is sealing: identical chunks in flight are stored once. */
+  private readonly sealing = new ChunkIdSet(256);
+  private readonly packs: PackWriter;
+  /** The packs present after a concurrent gc finished (set by the commit's check). */
+  private packsAfterGc: Set<string> | undefined;
+  /** Moving share of recent data chunks that were already stored (picks the worker path). */
+  private dupRate = 0;
   private readonly inflight = new Set<Promise<void>>();
   /** Slots already written, zeroed or inherited (one byte each: a Set would cost ~40 MiB per million). */
   private readonly claimed: Uint8Array;
-  private readonly puts = new Map<string, Promise<void>>();
   private failure: { error: unknown } | undefined;
   private state: 'open' | 'committing' | 'committed' | 'failed' | 'aborted' = 'open';
   private readonly startedAt = Date.now();
@@ -99,6 +111,7 @@ export class BackupWriter {
     this.table = new ChunkTable(meta.volumeSize, this.chunkSize);
     this.claimed = new Uint8Array(this.table.slots);
     this.budget = new Semaphore(ctx.options.maxBytesInFlight);
+    this.packs = new PackWriter(ctx, (_pack, chunks) => this.stored(chunks));
   }
 
   get backupId(): string {
@@ -108,9 +121,11 @@ export class BackupWriter {
   /**
    * Stores the chunk-aligned slot at `offset` (data must be exactly the slot:
    * chunkSize bytes, or what is left of the volume). The bytes are copied on
-   * admission; the caller may reuse its buffer once this resolves.
+   * admission; the caller may reuse its buffer once this resolves. With
+   * `transfer` the writer takes the buffer instead (no copy when it owns its
+   * whole ArrayBuffer, which is then detached): the caller must not touch it again.
    */
-  async writeChunk(offset: number, data: Uint8Array): Promise<void> {
+  async writeChunk(offset: number, data: Uint8Array, opts?: { readonly transfer?: boolean }): Promise<void> {
     this.assertOpen();
     const i = this.slotAt(offset);
     if (data.length !== this.table.slotLength(i)) throw new RangeError(`chunk at ${offset} must be ${this.table.slotLength(i)} bytes, got ${data.length}`);
@@ -121,7 +136,7 @@ export class BackupWriter {
       this.budget.release(cost);
       throw this.failure.error;
     }
-    const copy = new Uint8Array(data); // a copy: Buffer#slice is a view
+    const copy = opts?.transfer ? owned(data) : new Uint8Array(data); // a copy: Buffer#slice is a view
     this.counters.writtenSlots++;
     this.counters.bytesWritten += data.length;
     const task: Promise<void> = this.process(i, copy)
@@ -175,6 +190,7 @@ export class BackupWriter {
   async flush(): Promise<void> {
     await this.drain();
     if (this.failure) throw this.failure.error;
+    await this.packs.flush();
     await this.lock.flush();
   }
 
@@ -185,12 +201,14 @@ export class BackupWriter {
     try {
       await this.drain();
       if (this.failure) throw this.failure.error;
+      await this.packs.flush();
       const unset = this.table.countUnset();
       if (unset > 0) throw new IncompleteBackupError(this.backupId, this.table.firstUnset() * this.chunkSize, unset);
       await this.lock.flush();
       await this.checkConcurrentGc();
       const manifest = this.buildManifest();
-      if (this.indexIds.size > 0) await putSealed(this.ctx, indexKey(this.backupId), 'index', this.backupId, this.indexIds.toBytes());
+      const index = this.indexToWrite();
+      if (index.size > 0) await putSealed(this.ctx, indexKey(this.backupId), 'index', this.backupId, index.toBytes());
       const sealed = sealManifest(this.ctx.keys.encKey, manifest);
       await this.ctx.storeSlots.run(() => this.ctx.store.put(manifestKey(this.backupId), sealed));
       this.state = 'committed';
@@ -207,48 +225,72 @@ export class BackupWriter {
     if (this.state === 'committed' || this.state === 'aborted') return;
     this.state = 'aborted';
     await this.drain();
+    await this.packs.abandon();
     await this.lock.release();
   }
 
   private async process(i: number, copy: Uint8Array): Promise<void> {
+    // Mostly new chunks (a first backup, an incremental's changed extents):
+    // hash and seal in one worker round trip, and drop the sealed bytes of the
+    // few that turn out to be stored already. Mostly known chunks (a clone's
+    // backup): hash first, seal only the new ones.
+    if (this.dupRate < 0.5) {
+      const r = await this.ctx.codec.hashSeal(copy);
+      if (r.zero) {
+        this.table.setZero(i);
+        return;
+      }
+      if (await this.admit(i, r.id)) await this.append(r.id, r.length, r.sealed);
+      return;
+    }
     const h = await this.ctx.codec.hash(copy);
     if (h.zero) {
       this.table.setZero(i);
       return;
     }
-    this.table.setData(i, h.id);
-    this.lock.addRef(h.id);
-    if (this.ctx.known.has(h.id)) {
-      this.counters.dedupedSlots++;
-      return;
-    }
-    const existing = this.puts.get(h.id);
-    if (existing) {
-      await existing;
-      this.counters.dedupedSlots++;
-      return;
-    }
-    const put = this.store(h.id, h.data).finally(() => this.puts.delete(h.id));
-    this.puts.set(h.id, put);
-    await put;
+    if (await this.admit(i, h.id)) await this.append(h.id, h.data.length, await this.ctx.codec.seal(h.id, h.data));
   }
 
-  private async store(id: string, data: Uint8Array): Promise<void> {
-    const key = chunkKey(id);
-    const { store, storeSlots, codec, known } = this.ctx;
-    if (await storeSlots.run(() => store.has(key))) {
-      // Stored by a backup that never committed, or dropped from the index by gc.
-      this.counters.dedupedSlots++;
-    } else {
-      const length = data.length;
-      const sealed = await codec.seal(id, data);
-      await storeSlots.run(() => store.put(key, sealed));
-      this.counters.newChunks++;
-      this.counters.bytesNew += length;
-      this.counters.bytesStored += sealed.length;
+  /** Records the slot; true when the chunk must be stored (the index answers without a store request). */
+  private async admit(i: number, id: string): Promise<boolean> {
+    this.table.setData(i, id);
+    this.lock.addRef(id);
+    let dup = this.ctx.known.has(id) || !this.sealing.add(id);
+    if (!dup) {
+      const hint = this.ctx.known.hint(id);
+      // In a pack no index names (a crashed backup's): reuse it only once it reads back authentic.
+      if (hint && (await this.authentic(id, hint))) {
+        this.stored([[id, hint]]);
+        dup = true;
+      }
     }
-    known.add(id);
-    this.indexIds.add(id);
+    this.dupRate = this.dupRate * 0.9 + (dup ? 0.1 : 0);
+    if (dup) this.counters.dedupedSlots++;
+    return !dup;
+  }
+
+  private async authentic(id: string, loc: ChunkLocation): Promise<boolean> {
+    try {
+      const sealed = await this.ctx.storeSlots.run(() => this.ctx.store.getRange(packKey(loc.pack), { offset: loc.offset, length: loc.length }));
+      await this.ctx.codec.open(id, sealed);
+      return true;
+    } catch {
+      return false; // damaged or gone: store the chunk again
+    }
+  }
+
+  private async append(id: string, length: number, sealed: Uint8Array): Promise<void> {
+    this.counters.newChunks++;
+    this.counters.bytesNew += length;
+    this.counters.bytesStored += sealed.length;
+    await this.packs.add(id, sealed);
+  }
+
+  private stored(chunks: readonly (readonly [string, ChunkLocation])[]): void {
+    for (const [id, loc] of chunks) {
+      this.ctx.known.add(id, loc);
+      this.indexed.add(id, loc);
+    }
   }
 
   /**
@@ -266,13 +308,31 @@ export class BackupWriter {
       await sleep(this.ctx.options.gcPollMs);
       records = await listGcRecords(this.ctx);
     }
+    // The gc may have moved or deleted chunks: look at the index it left, and at the packs now there.
+    await this.ctx.known.reload(this.ctx);
+    const packs = new Set((await listKeys(this.ctx.store, PACK_PREFIX)).map((k) => k.slice(PACK_PREFIX.length)));
+    this.packsAfterGc = packs;
+    const own = this.indexed.toMap();
     const ids = new ChunkIdSet(this.table.slots);
     for (const i of this.table.dataSlots()) ids.addBytes(this.table.idBytesAt(i));
     const missing: string[] = [];
-    await forEachLimit(ids, this.ctx.options.inFlight, async (id) => {
-      if (!(await this.ctx.store.has(chunkKey(id)))) missing.push(id);
-    });
+    for (const id of ids) {
+      const loc = this.ctx.known.locate(id) ?? own.get(id);
+      if (!loc || !packs.has(loc.pack)) missing.push(id);
+    }
     if (missing.length > 0) throw new ChunkVanishedError(this.backupId, missing);
+  }
+
+  /**
+   * Our index records, less those in packs a concurrent gc repacked away (it
+   * indexed their chunks' new places itself): an index never names a deleted pack.
+   */
+  private indexToWrite(): LocationList {
+    const packs = this.packsAfterGc;
+    if (!packs) return this.indexed;
+    const out = new LocationList();
+    for (const [id, loc] of this.indexed.toMap().entries()) if (packs.has(loc.pack)) out.add(id, loc);
+    return out;
   }
 
   private buildManifest(): BackupManifest {

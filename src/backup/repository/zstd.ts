@@ -17,12 +17,41 @@ export function zstdVersion(): string {
   return zstd.versionString();
 }
 
-/** Compressed bytes, or null when compression would not make the data smaller. */
+let scratch: Uint8Array | undefined;
+
+/**
+ * Compressed bytes, or null when compression would not make the data smaller.
+ * The result is a view of a per-thread scratch buffer (no allocation and no
+ * zero-fill per chunk): it is valid until the next call, so use it at once.
+ */
 export function zstdCompress(data: Uint8Array, level: number): Uint8Array | null {
   cctx ??= new zstd.CCtx();
-  const dst = new Uint8Array(zstd.compressBound(data.length));
-  const n = cctx.compress(dst, data, level);
-  return n < data.length ? dst.subarray(0, n) : null;
+  if (looksIncompressible(data, level)) return null;
+  const bound = zstd.compressBound(data.length);
+  if (!scratch || scratch.length < bound) scratch = Buffer.allocUnsafeSlow(bound);
+  const n = cctx.compress(scratch, data, level);
+  return n < data.length ? scratch.subarray(0, n) : null;
+}
+
+const SAMPLE = 32 * 1024;
+
+/**
+ * Two 32 KiB samples (the start and the middle) that zstd cannot shrink by 3 %
+ * mark a chunk as incompressible (random, encrypted or already compressed
+ * data): it is stored raw without compressing the whole of it, at 1/16 of the
+ * cost for a 1 MiB chunk. A chunk compressible only outside both samples is
+ * stored raw too; that costs ratio, never correctness.
+ */
+function looksIncompressible(data: Uint8Array, level: number): boolean {
+  if (data.length < 8 * SAMPLE) return false;
+  const bound = zstd.compressBound(SAMPLE);
+  if (!scratch || scratch.length < bound) scratch = Buffer.allocUnsafeSlow(Math.max(bound, zstd.compressBound(data.length)));
+  const mid = Math.floor(data.length / 2);
+  for (const at of [0, mid]) {
+    const n = cctx!.compress(scratch, data.subarray(at, at + SAMPLE), level);
+    if (n < SAMPLE * 0.97) return false;
+  }
+  return true;
 }
 
 /** Decompresses into at most maxSize bytes; throws if the frame is larger or malformed. */

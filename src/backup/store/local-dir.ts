@@ -6,9 +6,9 @@
 // directory, are fsynced, renamed over the key, and the directory is fsynced,
 // so after a crash a key holds either its old object or the whole new one.
 import { randomBytes } from 'node:crypto';
-import { mkdir, open, readdir, readFile, rename, stat, unlink } from 'node:fs/promises';
+import { mkdir, open, readdir, readFile, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { dirname, join, relative, sep } from 'node:path';
-import { ObjectNotFoundError, type ObjectStore, type ObjectStoreCapabilities } from './object-store.js';
+import { ObjectNotFoundError, type ByteRange, type ObjectStore, type ObjectStoreCapabilities } from './object-store.js';
 
 /** A filesystem condition that retrying will not fix: no space, or no permission. */
 export class LocalStoreError extends Error {
@@ -43,6 +43,7 @@ export class LocalDirStore implements ObjectStore {
   readonly describe: string;
   // Directories known to exist, so a put does not mkdir on every call.
   private readonly knownDirs = new Set<string>();
+  private readonly handles = new Map<string, CachedHandle>();
 
   constructor(readonly root: string) {
     this.describe = `dir:${root}`;
@@ -79,8 +80,9 @@ export class LocalDirStore implements ObjectStore {
     return err;
   }
 
-  async put(key: string, data: Uint8Array, opts?: { signal?: AbortSignal }): Promise<void> {
+  async put(key: string, data: Uint8Array | readonly Uint8Array[], opts?: { signal?: AbortSignal }): Promise<void> {
     const path = this.pathOf(key);
+    this.dropHandle(path);
     const dir = dirname(path);
     const tmp = join(dir, `${TEMP_PREFIX}${randomBytes(8).toString('hex')}`);
     try {
@@ -93,12 +95,14 @@ export class LocalDirStore implements ObjectStore {
         return open(tmp, 'wx', 0o600);
       });
       try {
-        await fh.writeFile(data, opts?.signal ? { signal: opts.signal } : {});
+        if (data instanceof Uint8Array) await fh.writeFile(data, opts?.signal ? { signal: opts.signal } : {});
+        else await writeParts(fh, data, opts?.signal);
         await fh.sync();
       } finally {
         await fh.close();
       }
       await rename(tmp, path);
+      this.dropHandle(path); // a read may have opened the old version meanwhile
       await fsyncDir(dir);
     } catch (err) {
       await unlink(tmp).catch(() => undefined);
@@ -114,6 +118,82 @@ export class LocalDirStore implements ObjectStore {
       if (errnoOf(err) === 'ENOENT') throw new ObjectNotFoundError(key);
       throw this.fail(err, 'read', key);
     }
+  }
+
+  async getRange(key: string, range: ByteRange): Promise<Uint8Array> {
+    const path = this.pathOf(key);
+    try {
+      return await this.withHandle(path, async (fh) => {
+        let offset: number;
+        let length: number;
+        if ('suffix' in range) {
+          const size = (await fh.stat()).size;
+          length = Math.min(range.suffix, size);
+          offset = size - length;
+        } else {
+          offset = range.offset;
+          length = range.length;
+        }
+        const buf = Buffer.allocUnsafe(length);
+        let got = 0;
+        while (got < length) {
+          const { bytesRead } = await fh.read(buf, got, length - got, offset + got);
+          if (bytesRead === 0) break; // past the end: the caller sees a short read
+          got += bytesRead;
+        }
+        return got === length ? buf : buf.subarray(0, got);
+      });
+    } catch (err) {
+      if (errnoOf(err) === 'ENOENT') throw new ObjectNotFoundError(key);
+      throw this.fail(err, 'read', key);
+    }
+  }
+
+  /**
+   * Ranged reads share a few open file handles (a restore reads a pack a chunk
+   * at a time: one pread instead of open, read and close). Objects are only
+   * ever replaced by rename or deleted, never written in place, so a handle
+   * reads one whole version of its object; put and delete of a key drop its handle.
+   */
+  private async withHandle<T>(path: string, fn: (fh: FileHandle) => Promise<T>): Promise<T> {
+    let h = this.handles.get(path);
+    if (h) {
+      clearTimeout(h.idle);
+      this.handles.delete(path); // most recently used last
+      this.handles.set(path, h);
+    } else {
+      const fresh: CachedHandle = { fh: open(path, 'r'), users: 0, dropped: false };
+      fresh.fh.catch(() => {
+        if (this.handles.get(path) === fresh) this.handles.delete(path);
+      });
+      this.handles.set(path, fresh);
+      while (this.handles.size > MAX_HANDLES) this.dropHandle(this.handles.keys().next().value!);
+      h = fresh;
+    }
+    h.users++;
+    try {
+      return await fn(await h.fh);
+    } finally {
+      h.users--;
+      if (h.dropped && h.users === 0) closeQuietly(h.fh);
+      // Closed once idle: an fd is never left for the garbage collector to close.
+      else if (h.users === 0) {
+        const held = h;
+        held.idle = setTimeout(() => {
+          if (this.handles.get(path) === held) this.dropHandle(path);
+        }, HANDLE_IDLE_MS);
+        held.idle.unref();
+      }
+    }
+  }
+
+  private dropHandle(path: string): void {
+    const h = this.handles.get(path);
+    if (!h) return;
+    this.handles.delete(path);
+    clearTimeout(h.idle);
+    h.dropped = true;
+    if (h.users === 0) closeQuietly(h.fh);
   }
 
   async has(key: string): Promise<boolean> {
@@ -158,6 +238,7 @@ export class LocalDirStore implements ObjectStore {
 
   async delete(key: string): Promise<void> {
     try {
+      this.dropHandle(this.pathOf(key));
       await unlink(this.pathOf(key));
     } catch (err) {
       if (errnoOf(err) === 'ENOENT') return;
@@ -176,6 +257,40 @@ export class LocalDirStore implements ObjectStore {
       }
     }
     this.knownDirs.add(dir);
+  }
+}
+
+interface CachedHandle {
+  readonly fh: Promise<FileHandle>;
+  users: number;
+  dropped: boolean;
+  idle?: NodeJS.Timeout;
+}
+
+const MAX_HANDLES = 16;
+const HANDLE_IDLE_MS = 500;
+
+function closeQuietly(fh: Promise<FileHandle>): void {
+  fh.then((h) => h.close()).catch(() => undefined);
+}
+
+/** writev in batches (the kernel takes at most IOV_MAX buffers a call), resuming after short writes. */
+async function writeParts(fh: FileHandle, parts: readonly Uint8Array[], signal: AbortSignal | undefined): Promise<void> {
+  const queue = parts.filter((p) => p.length > 0);
+  let i = 0;
+  while (i < queue.length) {
+    signal?.throwIfAborted();
+    const batch = queue.slice(i, i + 512);
+    let written = (await fh.writev(batch)).bytesWritten;
+    for (const b of batch) {
+      if (written >= b.length) {
+        written -= b.length;
+        i++;
+      } else {
+        queue[i] = b.subarray(written); // short write: the rest of this part goes next
+        break;
+      }
+    }
   }
 }
 

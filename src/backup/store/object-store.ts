@@ -15,13 +15,22 @@ export interface ObjectStoreCapabilities {
   readonly conditionalPut: boolean;
 }
 
+/** A byte range of an object: `length` bytes from `offset`, or its last `suffix` bytes. */
+export type ByteRange = { readonly offset: number; readonly length: number } | { readonly suffix: number };
+
 export interface ObjectStore {
   readonly capabilities: ObjectStoreCapabilities;
   /** Human-readable location for logs and errors (never a secret). */
   readonly describe: string;
-  put(key: string, data: Uint8Array, opts?: { signal?: AbortSignal }): Promise<void>;
+  /** Parts are stored back to back as one object (a pack is written without first copying it into one buffer). */
+  put(key: string, data: Uint8Array | readonly Uint8Array[], opts?: { signal?: AbortSignal }): Promise<void>;
   /** Throws ObjectNotFoundError when absent. */
   get(key: string, opts?: { signal?: AbortSignal }): Promise<Uint8Array>;
+  /**
+   * Part of an object (pack files are read a chunk at a time). A range past the
+   * end yields the bytes that exist, possibly none. Throws ObjectNotFoundError when absent.
+   */
+  getRange(key: string, range: ByteRange, opts?: { signal?: AbortSignal }): Promise<Uint8Array>;
   has(key: string): Promise<boolean>;
   /** Keys under prefix, in no particular order. */
   list(prefix: string): AsyncIterable<string>;

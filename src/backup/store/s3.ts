@@ -14,7 +14,7 @@ import {
   S3ServiceException,
   type BucketLocationConstraint,
 } from '@aws-sdk/client-s3';
-import { ObjectNotFoundError, type ObjectStore, type ObjectStoreCapabilities } from './object-store.js';
+import { ObjectNotFoundError, type ByteRange, type ObjectStore, type ObjectStoreCapabilities } from './object-store.js';
 
 export interface S3Credentials {
   readonly accessKeyId: string;
@@ -122,7 +122,9 @@ export class S3ObjectStore implements ObjectStore {
     });
   }
 
-  async put(key: string, data: Uint8Array, opts?: { signal?: AbortSignal }): Promise<void> {
+  async put(key: string, parts: Uint8Array | readonly Uint8Array[], opts?: { signal?: AbortSignal }): Promise<void> {
+    // One PUT per object (a pack is one request): the parts are joined for the body.
+    const data = parts instanceof Uint8Array ? parts : Buffer.concat(parts);
     // Content-MD5 makes the server reject a body damaged in transit (BadDigest).
     const md5 = createHash('md5').update(data).digest('base64');
     await this.call('put', key, opts?.signal, () =>
@@ -140,6 +142,25 @@ export class S3ObjectStore implements ObjectStore {
       });
       if (!res.Body) throw new Error(`S3 get ${key} on ${this.describe}: response has no body`);
       return res.Body.transformToByteArray();
+    });
+  }
+
+  async getRange(key: string, range: ByteRange, opts?: { signal?: AbortSignal }): Promise<Uint8Array> {
+    if (!('suffix' in range) && range.length <= 0) return new Uint8Array(0);
+    if ('suffix' in range && range.suffix <= 0) return new Uint8Array(0);
+    const header = 'suffix' in range ? `bytes=-${range.suffix}` : `bytes=${range.offset}-${range.offset + range.length - 1}`;
+    return this.call('get', key, opts?.signal, async () => {
+      try {
+        const res = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: this.base + key, Range: header }), {
+          abortSignal: opts?.signal,
+        });
+        if (!res.Body) throw new Error(`S3 get ${key} on ${this.describe}: response has no body`);
+        return await res.Body.transformToByteArray();
+      } catch (err) {
+        // A range starting past the end is "not satisfiable": no bytes there, like a short read.
+        if (err instanceof S3ServiceException && err.$metadata.httpStatusCode === 416) return new Uint8Array(0);
+        throw err;
+      }
     });
   }
 
