@@ -23,7 +23,10 @@ interface RunView {
   status: string;
   freeze_window_ms: number | null;
   error: string | null;
-  record: { snapshot_ms: number | null; stages: { instances: { frozen_ms: number | null }[] }[] };
+  record: {
+    snapshot_ms: number | null;
+    stages: { instances: { frozen_ms: number | null; freeze_started_at: number | null; frozen_at: number | null; thaw_started_at: number | null; thawed_at: number | null }[] }[];
+  };
   snapshot_ids: string[];
 }
 
@@ -73,12 +76,22 @@ async function main(): Promise<void> {
       if (!plan.body.protection_plan) throw new Error(JSON.stringify(plan.body));
       const windows: number[] = [];
       const snaps: number[] = [];
+      // Where the window goes: the guests' own freeze, the orchestration between
+      // the last freeze answer and the first thaw sent, and the thaws.
+      const freezing: number[] = [];
+      const between: number[] = [];
+      const thawing: number[] = [];
       const direct: number[] = [];
       for (let i = 0; i < RUNS; i++) {
         const run = await waitRun<RunView>(s, await startRun(s, plan.body.protection_plan.id));
         if (run.status !== 'available' || run.freeze_window_ms === null) throw new Error(`run failed: ${run.error}`);
         windows.push(run.freeze_window_ms);
         snaps.push(run.record.snapshot_ms ?? 0);
+        const all = run.record.stages.flatMap((st) => st.instances);
+        const t = (k: 'freeze_started_at' | 'frozen_at' | 'thaw_started_at' | 'thawed_at') => all.map((i) => i[k] ?? 0);
+        freezing.push(Math.max(...t('frozen_at')) - Math.min(...t('freeze_started_at')));
+        between.push(Math.min(...t('thaw_started_at')) - Math.max(...t('frozen_at')));
+        thawing.push(Math.max(...t('thawed_at')) - Math.min(...t('thaw_started_at')));
         // Drop the run's snapshots so that chains stay short between runs.
         for (const id of run.snapshot_ids) await s.call('DELETE', `/snapshots/${id}`);
         direct.push(await directWindow(d, stages));
@@ -89,6 +102,7 @@ async function main(): Promise<void> {
       console.log(
         `${String(n).padStart(9)}  ${String(stages.length).padStart(6)}  ${String(n * 2).padStart(7)}  ${med.toFixed(1).padStart(8)} / ${Math.max(...windows).toFixed(1).padEnd(8)}  ${median(snaps).toFixed(1).padStart(8)}  ${median(direct).toFixed(1).padStart(8)} / ${Math.max(...direct).toFixed(1).padEnd(8)}  ${verdict}`,
       );
+      console.log(`           medians: freezing ${median(freezing).toFixed(1)} ms, last frozen → first thaw sent ${median(between).toFixed(1)} ms (snapshot + job hops), thawing ${median(thawing).toFixed(1)} ms`);
     }
   } finally {
     await d.stop();

@@ -139,7 +139,8 @@ export async function thawInstance(ctx: ComputeContext, instanceId: string): Pro
     return out;
   }
   const before = inst.quiesce_state;
-  await casQuiesce(db, instanceId, ['frozen', 'error', 'thawed'], { quiesce_state: 'thawing' });
+  // The thaw goes out first and the row follows: a thaw is harmless to repeat,
+  // and a store write here would sit inside a plan's freeze window.
   try {
     const thaw = async (conn: QgaConnection) => {
       out.thaw_started_at = preciseNow();
@@ -160,14 +161,14 @@ export async function thawInstance(ctx: ComputeContext, instanceId: string): Pro
     ctx.sessions.drop(instanceId);
     out.ok = true;
     await disarmFreezeDeadline(ctx.instanceDir(instanceId));
-    await casQuiesce(db, instanceId, ['thawing'], { quiesce_state: 'thawed', quiesce_deadline_at: null, quiesce_frozen_at: null, quiesce_detail: null });
+    await casQuiesce(db, instanceId, ['frozen', 'error', 'thawed', 'thawing'], { quiesce_state: 'thawed', quiesce_deadline_at: null, quiesce_frozen_at: null, quiesce_detail: null });
   } catch (err) {
     ctx.sessions.drop(instanceId);
     out.error = `guest agent: ${errorText(err)}`;
     // The watchdog stays armed: it thaws at the deadline whatever happens here.
     // A guest that was never frozen stays 'thawed' (a cleanup thaw found no agent).
     const after = before === 'thawed' ? 'thawed' : 'error';
-    await casQuiesce(db, instanceId, ['thawing'], { quiesce_state: after, quiesce_detail: `thaw failed: ${out.error}` });
+    await casQuiesce(db, instanceId, ['frozen', 'error', 'thawed', 'thawing'], { quiesce_state: after, quiesce_detail: `thaw failed: ${out.error}` });
   }
   return out;
 }

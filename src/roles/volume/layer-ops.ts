@@ -60,15 +60,22 @@ export class LayerOps {
     const db = this.store.db;
     const overlays: { volumeId: string; top: LayerRow; overlay: LayerRow }[] = [];
     try {
+      // One look at the graph: overlays prepared ahead (a plan run prepares
+      // them before freezing its guests) are used as they are.
+      const before = await listOpenNodes(this.pool.qmp);
+      let madeHere = false;
       for (const m of members) {
         const vol = await db.selectFrom('volumes').select(['id', 'active_layer_id']).where('id', '=', m.volumeId).executeTakeFirstOrThrow();
         if (!vol.active_layer_id) throw new Error(`volume ${m.volumeId} has no storage yet`);
         const top = await getLayer(db, vol.active_layer_id);
         if (!top) throw new Error(`volume ${m.volumeId}: layer ${vol.active_layer_id} is missing`);
-        const overlay = await this.prepareLayer(fenced, m.purpose, top, top.size_bytes, false);
+        const ready = await this.findPending(db, m.purpose);
+        const prepared = ready && ready.backing_layer_id === top.id && before.has(ready.id) ? ready : undefined;
+        const overlay = prepared ?? (await this.prepareLayer(fenced, m.purpose, top, top.size_bytes, false));
+        madeHere ||= prepared === undefined;
         overlays.push({ volumeId: m.volumeId, top, overlay });
       }
-      const graph = await listOpenNodes(this.pool.qmp);
+      const graph = madeHere ? await listOpenNodes(this.pool.qmp) : before;
       const pending = overlays.filter((o) => graph.get(o.overlay.id)?.backingNodeName !== o.top.id);
       const started = process.hrtime.bigint();
       if (pending.length > 0) await snapshotLayers(this.pool.qmp, pending.map((o) => ({ activeLayerId: o.top.id, overlayLayerId: o.overlay.id })));
