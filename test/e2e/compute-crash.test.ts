@@ -2,11 +2,13 @@
 // - the compute role dies right after a freeze: the detached watchdog thaws
 //   the guest at its deadline, and the restarted role re-attaches to the
 //   still-running QEMU and reports the thaw;
+// - the compute role dies in the middle of booting a server: the restarted
+//   role takes its job back and finishes the boot on the QEMU already running;
 // - the plan orchestrator (scheduler) dies in the middle of a run with stage 1
 //   frozen: stage 1 is thawed by the deadline (asked of the guest agent), and
 //   the orchestrator that takes the run over fails it and leaves no snapshot.
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -14,7 +16,7 @@ import { ApiSession, killInstances } from '../harness/aio.js';
 import { guestUnsupportedReason } from '../harness/guest.js';
 import { makeCluster, type Cluster, type RoleProcess } from '../harness/processes.js';
 import { QgaConnection } from '../../src/drivers/qga/connection.js';
-import { bootServer, createPlan, guestFreezeStatus, qgaSocketOf, serverAction, startRun, uploadBootImages, waitRun, type BootedServer, type HasInstances } from './compute-helpers.js';
+import { bootServer, createPlan, guestFreezeStatus, qgaSocketOf, serverAction, startRun, uploadBootImages, waitRun, waitServer, type BootedServer, type HasInstances } from './compute-helpers.js';
 
 const unsupported = guestUnsupportedReason();
 
@@ -76,6 +78,39 @@ describe('compute and orchestrator killed while guests are frozen', { skip: unsu
     assert.equal(await guestFreezeStatus(d, a.id), 'frozen');
     assert.equal((await serverAction(s, a.id, { unquiesce: {} })).status, 200);
     assert.equal(await guestFreezeStatus(d, a.id), 'thawed');
+  });
+
+  it('compute killed while it boots a server: the restarted role finishes the boot with one QEMU', async () => {
+    const images = await uploadBootImages(s, work, 'console=ttyS0');
+    const boot = await s.call<{ volume: { id: string } }>('POST', '/volumes', { volume: { size: 1, imageRef: images.rootId } });
+    await s.waitFor(`/volumes/${boot.body.volume.id}`, 'volume', ['available']);
+    const created = await s.request<{ server: { id: string } }>('POST', '/compute/v2.1/servers', {
+      server: { name: 'interrupted', flavorRef: '1', block_device_mapping_v2: [{ uuid: boot.body.volume.id, source_type: 'volume', destination_type: 'volume', boot_index: 0 }] },
+    });
+    assert.equal(created.status, 202, JSON.stringify(created.body));
+    const id = created.body.server.id;
+    // Kill it as soon as its QEMU exists (mid-spawn: attachments made, row still BUILD).
+    const pidFile = join(d.config.compute.instancesDir!, id, 'qemu.pid');
+    const until = Date.now() + 60_000;
+    while (!existsSync(pidFile)) {
+      assert.ok(Date.now() < until, 'QEMU never started');
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    await cluster.kill9(compute);
+    compute = await cluster.start('compute');
+    await waitServer(s, id, ['ACTIVE']);
+    const qemus = readdirSync('/proc').filter((p) => /^\d+$/.test(p)).filter((p) => {
+      try {
+        return readFileSync(`/proc/${p}/cmdline`, 'utf8').includes(`${id}/qemu.pid`);
+      } catch {
+        return false;
+      }
+    });
+    assert.equal(qemus.length, 1, `QEMU processes for the server: ${qemus.join(',')}`);
+    const vol = await s.call<{ volume: { status: string } }>('GET', `/volumes/${boot.body.volume.id}`);
+    assert.equal(vol.body.volume.status, 'in-use');
+    assert.equal((await s.request('DELETE', `/compute/v2.1/servers/${id}`)).status, 204);
+    await waitServer(s, id, ['DELETED']);
   });
 
   it('orchestrator killed mid-run with stage 1 frozen: thawed by the deadline, the run fails cleanly', async () => {

@@ -47,7 +47,9 @@ export async function makeCluster(opts: { databaseUrl?: string; extra?: Record<s
     configFile,
     url,
     async start(role, extraArgs = []) {
-      const child = spawn(process.execPath, [BIN, role, '-c', configFile, ...extraArgs], { stdio: ['ignore', 'pipe', 'pipe'] });
+      // BULWARK_ROLE_NODE_ARGS (space-separated) reaches node itself, e.g. "--cpu-prof" to profile a role.
+      const nodeArgs = (process.env['BULWARK_ROLE_NODE_ARGS'] ?? '').split(' ').filter(Boolean);
+      const child = spawn(process.execPath, [...nodeArgs, BIN, role, '-c', configFile, ...extraArgs], { stdio: ['ignore', 'pipe', 'pipe'] });
       const output: string[] = [];
       child.stdout!.on('data', (c: Buffer) => output.push(c.toString()));
       child.stderr!.on('data', (c: Buffer) => output.push(c.toString()));
