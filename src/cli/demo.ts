@@ -11,8 +11,6 @@ import { startRoles, writeOpenrcFiles } from '../roles/runtime.js';
 import { Secret, VolumeClient, type Resource } from './client.js';
 import { runProtectionDemo } from './demo-protection.js';
 
-const MiB = 1024 * 1024;
-
 function say(step: string, detail = ''): void {
   process.stdout.write(`\x1b[1m${step}\x1b[0m${detail ? `  ${detail}` : ''}\n`);
 }

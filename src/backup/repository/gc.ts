@@ -14,7 +14,7 @@
 // its bytes is repacked (its needed chunk objects copied, still sealed, into
 // new packs, indexed, then the old pack deleted); any other pack is kept whole.
 import { randomBytes } from 'node:crypto';
-import { LocationList, type ChunkLocation } from './chunk-map.js';
+import { LocationList } from './chunk-map.js';
 import { listKeys, putSealed, sleep, type RepoContext } from './context.js';
 import { GcAbortedError } from './errors.js';
 import { ChunkIdSet } from './id-set.js';

@@ -68,6 +68,8 @@ export class Repository {
       compressionLevel: opts.compressionLevel ?? 1,
       scrypt: { ...DEFAULT_SCRYPT, ...opts.scrypt },
     });
+    // The key is derived again by open(): zero this copy now.
+    master.fill(0);
     await store.put(CONFIG_KEY, encodeConfig(config));
     return Repository.open(store, secret, opts);
   }

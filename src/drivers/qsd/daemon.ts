@@ -13,11 +13,11 @@
 //   the NBD socket; a restart unlinks and re-binds stale sockets itself.
 // - A killed daemon can linger as a zombie of PID 1 for seconds, so
 //   kill(pid, 0) is not a liveness test; /proc/PID/stat state is.
-import { spawn } from 'node:child_process';
 import { chmodSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { basename, dirname, isAbsolute, join } from 'node:path';
 import { quit } from '../qmp/commands.js';
 import { QmpConnection, type QmpClosedError } from '../qmp/connection.js';
+import { isPidAlive, readCmdline, runDaemonizingParent } from '../daemon-process.js';
 
 export interface QsdNbdTcp {
   host: string;
@@ -78,26 +78,7 @@ function requireAbsolute(what: string, p: string, socket = false): void {
   if (socket && Buffer.byteLength(p) > MAX_SUN_PATH) throw new Error(`${what} is longer than a unix socket path may be (${MAX_SUN_PATH} bytes): ${p}`);
 }
 
-/** Alive = /proc entry exists and is not a zombie. */
-export function isPidAlive(pid: number): boolean {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
-    return state !== 'Z' && state !== 'X';
-  } catch {
-    return false;
-  }
-}
-
-function readCmdline(pid: number): string[] | null {
-  try {
-    const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
-    if (argv[argv.length - 1] === '') argv.pop(); // cmdline is NUL-terminated
-    return argv;
-  } catch {
-    return null;
-  }
-}
+export { isPidAlive };
 
 /** True if pid is a live qemu-storage-daemon started with exactly this pidfile (guards against pid reuse). */
 export function isOurQsd(pid: number, pidFile: string, binary = 'qemu-storage-daemon'): boolean {
@@ -196,7 +177,7 @@ export class QsdDaemon {
     for (const d of new Set(dirs)) mkdirSync(d, { recursive: true, mode: 0o700 });
 
     const startTimeoutMs = opts.startTimeoutMs ?? DEFAULT_START_TIMEOUT_MS;
-    const stderr = await runDaemonizingParent(binary, buildQsdArgs(opts), startTimeoutMs, opts.pidFile);
+    const stderr = await startDaemon(binary, buildQsdArgs(opts), startTimeoutMs, opts.pidFile);
     const pid = readPid(opts.pidFile);
     if (pid === null || !isPidAlive(pid)) throw new QsdStartError('qemu-storage-daemon exited 0 but left no live pid in its pidfile', stderr);
     try {
@@ -316,38 +297,18 @@ export class QsdDaemon {
   }
 }
 
-/**
- * Runs QSD with --daemonize: the process we spawn exits once the daemon is
- * fully set up (sockets bound, pidfile written), 0 on success. Its stderr
- * carries QEMU's error message on failure.
- */
-function runDaemonizingParent(binary: string, args: string[], timeoutMs: number, pidFile: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    // Minimal environment: nothing of ours (database URLs, tokens) leaks into the daemon.
-    const child = spawn(binary, args, { stdio: ['ignore', 'ignore', 'pipe'], detached: true, env: { PATH: process.env['PATH'] ?? '/usr/bin:/bin' } });
-    let stderr = '';
-    child.stderr.setEncoding('utf8');
-    child.stderr.on('data', (d: string) => {
-      if (stderr.length < 16_384) stderr += d;
-    });
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new QsdStartError(`qemu-storage-daemon did not finish starting within ${timeoutMs} ms`, stderr.trim()));
-    }, timeoutMs);
-    child.on('error', (err) => {
-      clearTimeout(timer);
-      reject(new QsdStartError(`cannot run ${binary}: ${err.message}`, ''));
-    });
-    child.on('exit', (code, signal) => {
-      clearTimeout(timer);
-      // The daemon grandchild closed its copy of stderr before the parent exited; give the pipe a moment to drain.
-      setTimeout(() => {
-        const text = stderr.trim();
-        if (code === 0) resolve(text);
-        else if (/lock pid ?file/i.test(text)) reject(new QsdAlreadyRunningError(readPid(pidFile), pidFile));
-        else reject(new QsdStartError(`qemu-storage-daemon failed to start (exit ${code ?? signal})`, text));
-      }, 20);
-    });
-    child.unref();
-  });
+/** Runs QSD with --daemonize; resolves with its stderr when it started. */
+async function startDaemon(binary: string, args: string[], timeoutMs: number, pidFile: string): Promise<string> {
+  const out = await runDaemonizingParent(binary, args, timeoutMs);
+  switch (out.kind) {
+    case 'started':
+      return out.stderr;
+    case 'timeout':
+      throw new QsdStartError(`qemu-storage-daemon did not finish starting within ${timeoutMs} ms`, out.stderr);
+    case 'spawn-error':
+      throw new QsdStartError(`cannot run ${binary}: ${out.message}`, '');
+    case 'failed':
+      if (/lock pid ?file/i.test(out.stderr)) throw new QsdAlreadyRunningError(readPid(pidFile), pidFile);
+      throw new QsdStartError(`qemu-storage-daemon failed to start (exit ${out.exit})`, out.stderr);
+  }
 }

@@ -3,21 +3,12 @@
 // read from a file is only trusted after /proc confirms it is still the
 // process that file describes (pids get reused).
 import { readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { isPidAlive } from '../qsd/daemon.js';
+import { isPidAlive, readCmdline } from '../daemon-process.js';
 
-export { isPidAlive };
+export { isPidAlive, readCmdline };
 
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-export function readCmdline(pid: number): string[] | null {
-  try {
-    const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
-    if (argv[argv.length - 1] === '') argv.pop(); // cmdline is NUL-terminated
-    return argv;
-  } catch {
-    return null;
-  }
-}
 
 export function readPid(pidFile: string): number | null {
   try {

@@ -7,13 +7,13 @@
 // success and QEMU's error on stderr otherwise. A restarted compute process
 // finds the VM again through DIR/qemu.pid, checked against /proc (pid reuse),
 // exactly as src/drivers/qsd/daemon.ts does for the storage daemon.
-import { spawn } from 'node:child_process';
 import { chmodSync, mkdirSync, rmSync } from 'node:fs';
 import { QmpClosedError, QmpConnection } from '../qmp/connection.js';
 import { quit } from '../qmp/commands.js';
 import { writePskKeys } from '../qsd/daemon.js';
 import { isPidAlive, readCmdline, readPid, waitDead, writeFileAtomic } from './proc.js';
 import { buildQemuArgs, pskDirOf, redactSpec, validateSpec, vmPaths, type VmPaths, type VmSpec } from './spec.js';
+import { runDaemonizingParent } from '../daemon-process.js';
 
 export interface LaunchOptions {
   qemuBinary: string;
@@ -90,7 +90,7 @@ export async function launchVm(spec: VmSpec, opts: LaunchOptions): Promise<VmHan
   const startTimeoutMs = opts.startTimeoutMs ?? DEFAULT_START_TIMEOUT_MS;
   const started = Date.now();
   try {
-    await runDaemonizingParent(opts.qemuBinary, buildQemuArgs(spec), startTimeoutMs);
+    await startQemu(opts.qemuBinary, buildQemuArgs(spec), startTimeoutMs);
   } catch (e) {
     killIfOurs(spec.dir);
     // Nothing half-made: the keys of a VM that never ran do not stay on disk.
@@ -214,35 +214,11 @@ class Vm implements VmHandle {
   }
 }
 
-/**
- * Runs QEMU with -daemonize: the process we spawn exits once the daemon is
- * fully set up, 0 on success; its stderr carries QEMU's error on failure.
- */
-function runDaemonizingParent(binary: string, args: string[], timeoutMs: number): Promise<void> {
-  return new Promise((resolve, reject) => {
-    // Minimal environment: nothing of ours (database URLs, tokens) leaks into QEMU.
-    const child = spawn(binary, args, { stdio: ['ignore', 'ignore', 'pipe'], detached: true, cwd: '/', env: { PATH: process.env['PATH'] ?? '/usr/bin:/bin' } });
-    let stderr = '';
-    child.stderr.setEncoding('utf8');
-    child.stderr.on('data', (d: string) => {
-      if (stderr.length < 16_384) stderr += d;
-    });
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new VmStartError(`QEMU did not finish starting within ${timeoutMs} ms`, stderr.trim()));
-    }, timeoutMs);
-    child.on('error', (err) => {
-      clearTimeout(timer);
-      reject(new VmStartError(`cannot run ${binary}: ${err.message}`, ''));
-    });
-    child.on('exit', (code, signal) => {
-      clearTimeout(timer);
-      // The daemon closed its copy of stderr before the parent exited; give the pipe a moment to drain.
-      setTimeout(() => {
-        if (code === 0) resolve();
-        else reject(new VmStartError(`QEMU failed to start (exit ${code ?? signal})`, stderr.trim()));
-      }, 20);
-    });
-    child.unref();
-  });
+/** Runs QEMU with -daemonize (from /, so relative paths mean nothing to it). */
+async function startQemu(binary: string, args: string[], timeoutMs: number): Promise<void> {
+  const out = await runDaemonizingParent(binary, args, timeoutMs, { cwd: '/' });
+  if (out.kind === 'started') return;
+  if (out.kind === 'timeout') throw new VmStartError(`QEMU did not finish starting within ${timeoutMs} ms`, out.stderr);
+  if (out.kind === 'spawn-error') throw new VmStartError(`cannot run ${binary}: ${out.message}`, '');
+  throw new VmStartError(`QEMU failed to start (exit ${out.exit})`, out.stderr);
 }

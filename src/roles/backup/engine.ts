@@ -4,7 +4,6 @@
 // is made under the job's fence; every step can be repeated after a crash.
 import type { Repository } from '../../backup/repository/repository.js';
 import type { BackupWriter } from '../../backup/repository/writer.js';
-import type { NbdClient } from '../../drivers/nbd/client.js';
 import type { Store } from '../../store/db.js';
 import { nowIso } from '../../store/db.js';
 import type { ClaimedJob, JobQueue } from '../../store/jobs.js';

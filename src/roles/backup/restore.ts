@@ -1,8 +1,7 @@
 // Restore, delete and import: the other three backup jobs.
-import type { NbdClient } from '../../drivers/nbd/client.js';
 import { nowIso } from '../../store/db.js';
 import type { ClaimedJob } from '../../store/jobs.js';
-import { GiB, windowed, type BackupContext } from './engine.js';
+import { GiB, type BackupContext } from './engine.js';
 import { connectExport } from './export-connection.js';
 
 const WAIT_VOLUME_MS = 120_000;

@@ -20,6 +20,8 @@ import { enforceQuota } from '../../services/quotas.js';
 import { checkSnapshotSource, deleteSnapshot, newSnapshotRow } from '../../services/snapshots.js';
 import type { Logger } from '../../util/log.js';
 import { errorText } from '../worker.js';
+// The compute role's answers to quiesce_instances / unquiesce_instances.
+import type { FreezeOutcome, ThawOutcome } from '../compute/quiesce.js';
 
 /** Polling for the jobs a run waits on: these waits sit inside the freeze window. */
 const WAIT_POLL_MS = 3;
@@ -53,25 +55,6 @@ export interface RunRecord {
 }
 
 class RunFailure extends Error {}
-
-interface FreezeResult {
-  instance_id: string;
-  ok: boolean;
-  quiesced: boolean;
-  freeze_started_at: number | null;
-  frozen_at: number | null;
-  filesystems: number;
-  error: string | null;
-}
-
-interface ThawResult {
-  instance_id: string;
-  ok: boolean;
-  thaw_started_at: number | null;
-  thawed_at: number | null;
-  error: string | null;
-}
-
 
 /** Waits for every job; a job that does not finish in time counts as failed. */
 async function waitAll(ex: Executor, ids: readonly number[], timeoutMs: number): Promise<Map<number, { state: string; result: Record<string, unknown>; error: string | null }>> {
@@ -220,7 +203,7 @@ export class PlanRunner {
     try {
       // ---- freeze, stage by stage; inside a stage every host at once ----
       for (const stage of record.stages) {
-        const results = await this.onHosts<FreezeResult>(stage.instances, 'quiesce_instances', { deadlineAt }, deadlineAt - Date.now() + 5_000);
+        const results = await this.onHosts<FreezeOutcome>(stage.instances, 'quiesce_instances', { deadlineAt }, deadlineAt - Date.now() + 5_000);
         for (const rec of stage.instances) {
           const r = results.get(rec.instance_id);
           rec.freeze_started_at = r?.freeze_started_at ?? null;
@@ -317,7 +300,7 @@ export class PlanRunner {
       // out on our side may still have landed in the guest.
       const targets = stage.instances.filter((i) => i.quiesced || (afterFailure && i.freeze_started_at !== null) || (afterFailure && i.error !== null));
       if (targets.length === 0) continue;
-      const results = await this.onHosts<ThawResult>(targets, 'unquiesce_instances', {}, CLEANUP_WAIT_MS);
+      const results = await this.onHosts<ThawOutcome>(targets, 'unquiesce_instances', {}, CLEANUP_WAIT_MS);
       for (const rec of targets) {
         const r = results.get(rec.instance_id);
         rec.thaw_started_at = r?.thaw_started_at ?? null;
@@ -361,7 +344,7 @@ export class PlanRunner {
     const running = (await db.selectFrom('instances').selectAll().where('id', 'in', ids.length > 0 ? ids : ['-']).execute()).filter((i: InstanceRow) => i.status === 'ACTIVE' && i.host !== null);
     if (running.length > 0) {
       const items = running.map((i) => ({ instance_id: i.id, host: i.host! })) as InstanceRecord[];
-      await this.onHosts<ThawResult>(items, 'unquiesce_instances', {}, CLEANUP_WAIT_MS).catch(() => undefined);
+      await this.onHosts<ThawOutcome>(items, 'unquiesce_instances', {}, CLEANUP_WAIT_MS).catch(() => undefined);
     }
     const snapIds = JSON.parse(run.snapshot_ids) as string[];
     if (snapIds.length > 0) {
