@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import type { ClaimedJob, JobQueue } from '../../store/jobs.js';
 import { nowIso } from '../../store/db.js';
 import type { InstanceRow } from '../../store/schema.js';
-import { chooseAccel, findVm, launchVm, type NbdDiskSource, type VmDisk } from '../../drivers/vm/index.js';
+import { chooseAccel, findVm, launchVm, vmPid, type NbdDiskSource, type VmDisk } from '../../drivers/vm/index.js';
 import { disarmFreezeDeadline } from '../../drivers/vm/freeze-watchdog.js';
 import { completeAttachment, connectAttachment, deleteAttachment } from '../../services/attachments.js';
 import { bootOf, instanceVolumes } from '../../services/instances.js';
@@ -39,12 +39,9 @@ function diskSource(info: Record<string, unknown>): NbdDiskSource {
  *  unless a QEMU for it is already running (a retried job). */
 async function bootInstance(ctx: ComputeContext, inst: InstanceRow): Promise<void> {
   const dir = ctx.instanceDir(inst.id);
-  const existing = await findVm(dir);
   const caller = serviceCaller(inst.project_id);
   const vols = await instanceVolumes(ctx.deps.store.db, inst.id);
-  if (existing) {
-    await existing.close();
-  } else {
+  if (vmPid(dir) === null) {
     const disks: VmDisk[] = [];
     for (const iv of vols) {
       const info = await connectAttachment(ctx.deps, caller, iv.attachment_id, { host: ctx.host });

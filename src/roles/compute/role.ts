@@ -10,7 +10,7 @@ import { COMPUTE_BINARY, computeTarget } from '../../services/instances.js';
 import { ServiceRegistry } from '../../services/registry.js';
 import { nowIso } from '../../store/db.js';
 import type { Logger } from '../../util/log.js';
-import { findVm } from '../../drivers/vm/index.js';
+import { findVm, vmPid } from '../../drivers/vm/index.js';
 import { ensureWatchdog, lastWatchdogAction } from '../../drivers/vm/freeze-watchdog.js';
 import { JobWorker } from '../worker.js';
 import { makeComputeContext, type ComputeContext } from './context.js';
@@ -126,8 +126,8 @@ export class ComputeRole {
             .execute();
         }
       }
-      const vm = await findVm(dir).catch(() => null);
-      if (!vm) {
+      // Every few seconds for every instance: /proc only, no QMP connection.
+      if (vmPid(dir) === null) {
         await db
           .updateTable('instances')
           .set({ status: 'SHUTOFF', power_state: 4, fault: 'QEMU exited', updated_at: nowIso() })
@@ -135,9 +135,7 @@ export class ComputeRole {
           .where('status', '=', 'ACTIVE')
           .where('task_state', 'is', null)
           .execute();
-        continue;
       }
-      await vm.close();
     }
   }
 }
