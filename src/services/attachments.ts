@@ -47,6 +47,30 @@ function attachable(vol: VolumeRow): boolean {
  *  being made, deleted or changed. */
 const EXPORTABLE = ['available', 'in-use', 'reserved', 'attaching', 'detaching', 'backing-up'];
 
+/** A fresh attachment in 'reserved': no connector and no export yet. */
+export function reservedAttachmentRow(
+  vol: Pick<VolumeRow, 'id' | 'project_id'>,
+  fields: { instanceUuid: string | null; mode: 'rw' | 'ro'; host?: string | null; mountpoint?: string | null },
+): AttachmentRow {
+  return {
+    id: newId(),
+    volume_id: vol.id,
+    project_id: vol.project_id,
+    instance_uuid: fields.instanceUuid,
+    attached_host: fields.host ?? null,
+    mountpoint: fields.mountpoint ?? null,
+    attach_mode: fields.mode,
+    status: 'reserved',
+    connector: null,
+    connection_info: null,
+    export_id: null,
+    attach_time: null,
+    detach_time: null,
+    created_at: nowIso(),
+    updated_at: null,
+  };
+}
+
 /** Reserves the volume for an instance (attachment_create / os-reserve), or with
  *  `keepStatus` only records the attachment (legacy os-initialize_connection). */
 export async function reserveAttachment(
@@ -64,23 +88,7 @@ export async function reserveAttachment(
       const next = opts.legacy ? 'attaching' : vol.status === 'available' ? 'reserved' : vol.status;
       if (!(await casStatus(trx, 'volumes', volumeId, [vol.status], { status: next }))) throw invalidVolume('Volume status changed concurrently; try again.');
     }
-    const row: AttachmentRow = {
-      id: newId(),
-      volume_id: volumeId,
-      project_id: vol.project_id,
-      instance_uuid: opts.instanceUuid,
-      attached_host: null,
-      mountpoint: null,
-      attach_mode: opts.mode,
-      status: 'reserved',
-      connector: null,
-      connection_info: null,
-      export_id: null,
-      attach_time: null,
-      detach_time: null,
-      created_at: nowIso(),
-      updated_at: null,
-    };
+    const row = reservedAttachmentRow(vol, { instanceUuid: opts.instanceUuid, mode: opts.mode });
     await trx.insertInto('attachments').values(row).execute();
     return row;
   });

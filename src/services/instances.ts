@@ -9,7 +9,7 @@ import type { InstanceBoot, InstanceRow, InstanceVolumeRow, VolumeRow } from '..
 import type { Caller, ServiceDeps } from './deps.js';
 import { newId } from './ids.js';
 import { casStatus } from './status.js';
-import { deleteAttachment } from './attachments.js';
+import { deleteAttachment, reservedAttachmentRow } from './attachments.js';
 import { COMPUTE_BINARY, listUpServices } from './registry.js';
 
 export { COMPUTE_BINARY };
@@ -120,6 +120,19 @@ function deviceName(i: number): string {
   return `/dev/vd${String.fromCharCode(0x61 + i)}`;
 }
 
+/** Reserves a volume for an instance: the volume's status (CAS), its
+ *  attachment in 'reserved' (connected later by the compute role) and the
+ *  instance's device mapping, all in the caller's transaction. */
+async function reserveForInstance(trx: Executor, inst: Pick<InstanceRow, 'id' | 'host'>, vol: VolumeRow, device: string, bootIndex: number | null, deleteOnTermination: boolean): Promise<InstanceVolumeRow> {
+  const next = vol.status === 'available' ? 'reserved' : vol.status;
+  if (!(await casStatus(trx, 'volumes', vol.id, [vol.status], { status: next }))) throw conflict(`Volume ${vol.id} changed status concurrently; try again.`);
+  const att = reservedAttachmentRow(vol, { instanceUuid: inst.id, mode: 'rw', host: inst.host, mountpoint: device });
+  await trx.insertInto('attachments').values(att).execute();
+  const row: InstanceVolumeRow = { instance_id: inst.id, volume_id: vol.id, attachment_id: att.id, device, boot_index: bootIndex, delete_on_termination: deleteOnTermination ? 1 : 0, created_at: att.created_at };
+  await trx.insertInto('instance_volumes').values(row).execute();
+  return row;
+}
+
 export async function createServer(deps: ServiceDeps, caller: Caller, input: CreateServerInput): Promise<InstanceRow> {
   const flavor = findFlavor(input.flavorRef);
   if (!flavor) throw badRequest(`Flavor ${input.flavorRef} could not be found.`);
@@ -168,21 +181,8 @@ export async function createServer(deps: ServiceDeps, caller: Caller, input: Cre
     };
     await trx.insertInto('instances').values(inst).execute();
     for (const [i, vol] of vols.entries()) {
-      const next = vol.status === 'available' ? 'reserved' : vol.status;
-      if (!(await casStatus(trx, 'volumes', vol.id, [vol.status], { status: next }))) throw conflict(`Volume ${vol.id} changed status concurrently; try again.`);
-      const attachmentId = newId();
-      await trx
-        .insertInto('attachments')
-        .values({
-          id: attachmentId, volume_id: vol.id, project_id: vol.project_id, instance_uuid: inst.id, attached_host: host, mountpoint: deviceName(i),
-          attach_mode: 'rw', status: 'reserved', connector: null, connection_info: null, export_id: null, attach_time: null, detach_time: null, created_at: now, updated_at: null,
-        })
-        .execute();
       const m = ordered[i]!;
-      await trx
-        .insertInto('instance_volumes')
-        .values({ instance_id: inst.id, volume_id: vol.id, attachment_id: attachmentId, device: deviceName(i), boot_index: m.bootIndex, delete_on_termination: m.deleteOnTermination ? 1 : 0, created_at: now })
-        .execute();
+      await reserveForInstance(trx, inst, vol, deviceName(i), m.bootIndex, m.deleteOnTermination);
     }
     await deps.jobs.enqueue(trx, { kind: 'spawn_instance', target: computeTarget(host), resourceId: inst.id });
     return inst;
@@ -294,22 +294,10 @@ export async function attachVolumeToServer(deps: ServiceDeps, caller: Caller, se
     const current = await instanceVolumes(trx, serverId);
     if (current.some((c) => c.volume_id === volumeId)) throw conflict(`Volume ${volumeId} is already attached to instance ${serverId}.`);
     if (vol.status !== 'available') throw badRequest(`Invalid volume: Volume ${volumeId} status must be available, but current status is: ${vol.status}.`);
-    if (!(await casStatus(trx, 'volumes', vol.id, ['available'], { status: 'reserved' }))) throw conflict(`Volume ${vol.id} changed status concurrently; try again.`);
     const used = new Set(current.map((c) => c.device));
     let i = 0;
     while (used.has(deviceName(i))) i++;
-    const now = nowIso();
-    const attachmentId = newId();
-    await trx
-      .insertInto('attachments')
-      .values({
-        id: attachmentId, volume_id: vol.id, project_id: vol.project_id, instance_uuid: inst.id, attached_host: inst.host, mountpoint: deviceName(i),
-        attach_mode: 'rw', status: 'reserved', connector: null, connection_info: null, export_id: null, attach_time: null, detach_time: null, created_at: now, updated_at: null,
-      })
-      .execute();
-    const row: InstanceVolumeRow = { instance_id: inst.id, volume_id: vol.id, attachment_id: attachmentId, device: deviceName(i), boot_index: null, delete_on_termination: 0, created_at: now };
-    await trx.insertInto('instance_volumes').values(row).execute();
-    return row;
+    return reserveForInstance(trx, inst, vol, deviceName(i), null, false);
   });
 }
 
