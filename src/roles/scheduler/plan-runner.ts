@@ -182,13 +182,17 @@ export class PlanRunner {
     // ---- before anything is frozen: the snapshots' overlays made and opened,
     // every instance's deadline armed (its watchdog started) ----
     const snaps = await this.createSnapshotRows(run, plan, volumes);
-    const volumeHostOf = new Map(volumes.map((v) => [v.id, v.host]));
     for (const bp of record.blueprints.flat()) for (const v of bp.volumes) v.snapshot_id = snaps.find((sn) => sn.volume_id === v.volume_id)?.id ?? null;
-    const prepJobs = await store.transaction(async (trx) => {
+    // One prepare job and one snapshot_set job per storage host, over the same snapshots.
+    const volumeHostOf = new Map(volumes.map((v) => [v.id, v.host]));
+    const snapshotsByHost = byHost(snaps.map((sn) => ({ id: sn.id, host: volumeHostOf.get(sn.volume_id) ?? null })));
+    const enqueueSnapshotJobs = async (trx: Executor, kind: 'prepare_snapshot_set' | 'snapshot_set'): Promise<number[]> => {
       const ids: number[] = [];
-      for (const [host, list] of byHost(snaps.map((sn) => ({ id: sn.id, host: volumeHostOf.get(sn.volume_id) ?? null })))) {
-        ids.push(await jobs.enqueue(trx, { kind: 'prepare_snapshot_set', target: host, resourceId: run.id, payload: { snapshotIds: list.map((x) => x.id) } }));
-      }
+      for (const [host, list] of snapshotsByHost) ids.push(await jobs.enqueue(trx, { kind, target: host, resourceId: run.id, payload: { snapshotIds: list.map((x) => x.id) } }));
+      return ids;
+    };
+    const prepJobs = await store.transaction(async (trx) => {
+      const ids = await enqueueSnapshotJobs(trx, 'prepare_snapshot_set');
       for (const [host, list] of byHost([...instances.values()])) {
         ids.push(await jobs.enqueue(trx, { kind: 'arm_quiesce_deadlines', target: computeTarget(host), resourceId: run.id, payload: { deadlineAt, instanceIds: list.map((i) => i.id) } }));
       }
@@ -222,13 +226,7 @@ export class PlanRunner {
 
       // ---- the snapshots: all volumes, one transaction per storage host ----
       const snapStarted = performance.now();
-      const snapJobs = await store.transaction(async (trx) => {
-        const ids: number[] = [];
-        for (const [host, list] of byHost(snaps.map((sn) => ({ id: sn.id, host: volumeHostOf.get(sn.volume_id) ?? null })))) {
-          ids.push(await jobs.enqueue(trx, { kind: 'snapshot_set', target: host, resourceId: run.id, payload: { snapshotIds: list.map((x) => x.id) } }));
-        }
-        return ids;
-      });
+      const snapJobs = await store.transaction((trx) => enqueueSnapshotJobs(trx, 'snapshot_set'));
       this.deps.kick?.();
       const snapResults = await waitAll(db, snapJobs, Math.max(1_000, deadlineAt - Date.now()));
       const bad = [...snapResults.values()].find((r) => r.state !== 'done');
