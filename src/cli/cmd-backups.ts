@@ -3,20 +3,12 @@
 import type { Command } from 'commander';
 import * as brq from './backup-requests.js';
 import { asRecordOrNull, CliError, unwrap, type Resource } from './client.js';
-import { collect, commandNamed, forEachId, jsonOption, run, waitOptions, type Ctx, type WaitFlags } from './command-kit.js';
+import { collect, commandNamed, type Ctx, forEachId, type Json, jsonOption, many, one, pickByName, run, type WaitFlags, waitOptions } from './command-kit.js';
+import { col } from './columns.js';
 import { renderList, renderPairs, renderShow, renderTable, type Column } from './format.js';
 import { followBackup } from './progress-bar.js';
+import { UUID } from './requests.js';
 import { DEFAULT_WAIT_TIMEOUT_S } from './wait.js';
-
-interface Json {
-  json?: boolean;
-}
-type Args = readonly (string | string[])[];
-
-const one = (args: Args): string => String(args[0]);
-const many = (args: Args): string[] => (Array.isArray(args[0]) ? args[0] : [String(args[0])]);
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-const col = (header: string, key: string): Column => ({ header, value: (r) => r[key] });
 
 export function backupColumns(o: { long?: boolean; allProjects?: boolean }): Column[] {
   const cols = [col('ID', 'id'), col('Name', 'name'), col('Status', 'status'), col('Size', 'size'), col('Incremental', 'is_incremental'), col('Volume', 'volume_id')];
@@ -28,11 +20,7 @@ export function backupColumns(o: { long?: boolean; allProjects?: boolean }): Col
 /** A backup ID as given, or the ID of the one backup with that name. */
 async function resolveBackup(ctx: Ctx, idOrName: string): Promise<string> {
   if (UUID.test(idOrName)) return idOrName;
-  const items = await (await ctx.client()).listAll(brq.backupList({ name: idOrName }), 'backups');
-  const hits = items.filter((r) => r['name'] === idOrName);
-  if (hits.length === 0) throw new CliError(`no backup with name or ID ${JSON.stringify(idOrName)}`);
-  if (hits.length > 1) throw new CliError(`more than one backup is named ${JSON.stringify(idOrName)}; use the ID`);
-  return String(hits[0]!['id']);
+  return pickByName(await (await ctx.client()).listAll(brq.backupList({ name: idOrName }), 'backups'), 'backup', idOrName);
 }
 
 const getBackup = async (ctx: Ctx, id: string): Promise<Resource> => (await ctx.client()).getOne(`/backups/${encodeURIComponent(id)}`, 'backup');
@@ -57,14 +45,7 @@ function registerBackup(program: Command): void {
   // service); commander dispatches to these verbs first and to the role otherwise.
   const backup = commandNamed(program, 'backup', 'volume backups');
 
-  interface CreateFlags extends Json, WaitFlags {
-    volume: string;
-    name?: string;
-    description?: string;
-    incremental?: boolean;
-    snapshot?: string;
-    force?: boolean;
-  }
+  interface CreateFlags extends Json, WaitFlags, brq.BackupCreateArgs {}
   run(
     waitOptions(
       jsonOption(

@@ -2,21 +2,14 @@
 import type { Command } from 'commander';
 import { unwrap, type Resource } from './client.js';
 import { attachmentColumns, groupColumns, groupSnapshotColumns, groupTypeColumns } from './columns.js';
-import { collect, commandNamed, deleteAll, jsonOption, run, waitOptions, type Ctx, type WaitFlags } from './command-kit.js';
+import { collect, commandNamed, type Ctx, deleteAll, type Json, jsonOption, many, one, run, type WaitFlags, waitOptions } from './command-kit.js';
 import { renderList, renderShow } from './format.js';
 import * as rq from './requests.js';
 
-interface Json {
-  json?: boolean;
-}
 interface ListFlags extends Json {
   allProjects?: boolean;
   long?: boolean;
 }
-type Args = readonly (string | string[])[];
-
-const one = (args: Args): string => String(args[0]);
-const many = (args: Args): string[] => (Array.isArray(args[0]) ? args[0] : [String(args[0])]);
 
 /** Prints a created group (after --wait, its final state). */
 async function finishGroup(ctx: Ctx, created: Resource, o: Json & WaitFlags): Promise<void> {

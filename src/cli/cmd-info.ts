@@ -2,13 +2,9 @@
 import type { Command } from 'commander';
 import { CliError, asRecordOrNull, unwrap, type Resource } from './client.js';
 import { QUOTA_HEADERS, availabilityZoneColumns, limitRows, quotaRows, serviceColumns } from './columns.js';
-import { commandNamed, jsonOption, run } from './command-kit.js';
+import { commandNamed, type Json, jsonOption, run } from './command-kit.js';
 import { renderList, renderPairs, renderTable } from './format.js';
 import * as rq from './requests.js';
-
-interface Json {
-  json?: boolean;
-}
 
 /** body[key] as a list of objects. */
 function items(body: unknown, key: string): Resource[] {

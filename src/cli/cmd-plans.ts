@@ -2,20 +2,12 @@
 // instances, then one snapshot set) and their runs.
 import type { Command } from 'commander';
 import { CliError, unwrap, type Resource } from './client.js';
-import { collect, commandNamed, forEachId, intArg, jsonOption, positiveInt, run, waitOptions, type Ctx, type WaitFlags } from './command-kit.js';
+import { collect, commandNamed, type Ctx, forEachId, intArg, type Json, jsonOption, many, one, pickByName, positiveInt, run, type WaitFlags, waitOptions } from './command-kit.js';
+import { col } from './columns.js';
 import { renderList, renderShow, type Column } from './format.js';
 import * as prq from './plan-requests.js';
+import { UUID } from './requests.js';
 import { DEFAULT_WAIT_TIMEOUT_S, getOrNull, waitFor } from './wait.js';
-
-interface Json {
-  json?: boolean;
-}
-type Args = readonly (string | string[])[];
-
-const one = (args: Args): string => String(args[0]);
-const many = (args: Args): string[] => (Array.isArray(args[0]) ? args[0] : [String(args[0])]);
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-const col = (header: string, key: string): Column => ({ header, value: (r) => r[key] });
 
 const PLAN_COLUMNS: Column[] = [
   col('ID', 'id'), col('Name', 'name'), { header: 'Stages', value: (r) => (Array.isArray(r['stages']) ? r['stages'].length : '') },
@@ -29,11 +21,7 @@ const RUN_COLUMNS: Column[] = [
 /** A plan ID as given, or the ID of the one plan with that name. */
 async function resolvePlan(ctx: Ctx, idOrName: string): Promise<string> {
   if (UUID.test(idOrName)) return idOrName;
-  const items = await (await ctx.client()).listAll(prq.planList(), 'protection_plans');
-  const hits = items.filter((r) => r['name'] === idOrName);
-  if (hits.length === 0) throw new CliError(`no protection plan with name or ID ${JSON.stringify(idOrName)}`);
-  if (hits.length > 1) throw new CliError(`more than one protection plan is named ${JSON.stringify(idOrName)}; use the ID`);
-  return String(hits[0]!['id']);
+  return pickByName(await (await ctx.client()).listAll(prq.planList(), 'protection_plans'), 'protection plan', idOrName);
 }
 
 const getRun = async (ctx: Ctx, id: string): Promise<Resource> => unwrap(await (await ctx.client()).call(prq.runItem('GET', id)), 'plan_run');
@@ -57,16 +45,7 @@ async function waitRun(ctx: Ctx, id: string, o: WaitFlags): Promise<Resource> {
 export function registerPlanCommands(program: Command): void {
   const plan = commandNamed(program, 'plan', 'protection plans: ordered quiesce of instances and one snapshot set of their volumes');
 
-  interface CreateFlags extends Json {
-    name: string;
-    stage: string[];
-    description?: string;
-    requireQuiesce?: boolean;
-    deadlineMs?: number;
-    schedule?: string;
-    keepLast?: number;
-    backup?: boolean;
-  }
+  interface CreateFlags extends Json, prq.PlanCreateArgs {}
   run(
     jsonOption(
       plan

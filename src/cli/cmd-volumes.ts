@@ -2,20 +2,14 @@
 import type { Command } from 'commander';
 import { unwrap } from './client.js';
 import { snapshotColumns, typeColumns, volumeColumns } from './columns.js';
-import { collect, commandNamed, deleteAll, intArg, jsonOption, run, waitOptions, type WaitFlags } from './command-kit.js';
+import { collect, commandNamed, deleteAll, intArg, type Json, jsonOption, many, one, run, type WaitFlags, waitOptions } from './command-kit.js';
 import { renderList, renderShow } from './format.js';
 import * as rq from './requests.js';
 
-interface Json {
-  json?: boolean;
-}
 interface ListFlags extends Json {
   allProjects?: boolean;
   long?: boolean;
 }
-
-const one = (args: readonly (string | string[])[]): string => String(args[0]);
-const many = (args: readonly (string | string[])[]): string[] => (Array.isArray(args[0]) ? args[0] : [String(args[0])]);
 
 function registerVolume(program: Command): void {
   // `volume` is also the role command (`bulwark volume` runs the volume

@@ -3,7 +3,7 @@
 import { asRecordOrNull, type Resource } from './client.js';
 import type { Column } from './format.js';
 
-const col = (header: string, key: string): Column => ({ header, value: (r) => r[key] });
+export const col = (header: string, key: string): Column => ({ header, value: (r) => r[key] });
 
 /** "Attached to <server> on <device>", one line per attachment, as openstackclient prints it. */
 export function attachedTo(r: Resource): string {

@@ -24,7 +24,23 @@ export interface WaitFlags {
   waitTimeout?: number;
 }
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+/** `--json` on any command. */
+export interface Json {
+  json?: boolean;
+}
+
+/** Positional arguments as commander hands them: a string, or a string[] for variadic ones. */
+export type Args = readonly (string | string[])[];
+export const one = (args: Args): string => String(args[0]);
+export const many = (args: Args): string[] => (Array.isArray(args[0]) ? args[0] : [String(args[0])]);
+
+/** The ID of the one item named (or with the ID) `idOrName`; a clear error for none or several. */
+export function pickByName(items: readonly Resource[], kind: string, idOrName: string): string {
+  const hits = items.filter((r) => r['name'] === idOrName || r['id'] === idOrName);
+  if (hits.length === 0) throw new CliError(`no ${kind} with name or ID ${JSON.stringify(idOrName)}`);
+  if (hits.length > 1) throw new CliError(`more than one ${kind} is named ${JSON.stringify(idOrName)}; use the ID`);
+  return String(hits[0]!['id']);
+}
 
 function makeCtx(): Ctx {
   let pending: Promise<VolumeClient> | null = null;
@@ -43,16 +59,11 @@ function makeCtx(): Ctx {
       });
     },
     async resolve(collection, key, idOrName) {
-      if (UUID.test(idOrName)) return idOrName;
+      if (rq.UUID.test(idOrName)) return idOrName;
       const c = await client();
       // Cinder filters volumes by name server-side; other lists are small.
       const req = rq.list(collection, collection === 'volumes' ? { query: { name: idOrName } } : {});
-      const items = await c.listAll(req, rq.listKey(collection));
-      const hits = items.filter((r) => r['name'] === idOrName || r['id'] === idOrName);
-      const kind = key.replace(/_/g, ' ');
-      if (hits.length === 0) throw new CliError(`no ${kind} with name or ID ${JSON.stringify(idOrName)}`);
-      if (hits.length > 1) throw new CliError(`more than one ${kind} is named ${JSON.stringify(idOrName)}; use the ID`);
-      return String(hits[0]!['id']);
+      return pickByName(await c.listAll(req, rq.listKey(collection)), key.replace(/_/g, ' '), idOrName);
     },
   };
 }

@@ -2,9 +2,9 @@
 // extension, and the plan/run summaries the commands print. Pure, so the
 // mapping is unit-tested without a server.
 import { asRecordOrNull, CliError, type ApiRequest, type Resource } from './client.js';
+import { UUID } from './requests.js';
 
 const enc = encodeURIComponent;
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 export const PLANS = '/bulwark-protection-plans';
 export const RUNS = '/bulwark-plan-runs';

@@ -199,6 +199,9 @@ export function typeListQuery(a: { all?: boolean; private?: boolean }): Record<s
 
 export type Collection = 'volumes' | 'snapshots' | 'types' | 'group_types' | 'groups' | 'group_snapshots' | 'attachments';
 
+/** What an OpenStack ID looks like (names are resolved, IDs used as given). */
+export const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
 export const COLLECTION_MIN: Readonly<Record<Collection, string | undefined>> = {
   volumes: undefined,
   snapshots: undefined,
