@@ -1,11 +1,12 @@
 // Where each chunk lives: chunk id -> (pack, offset, length), in one flat
-// open-addressing table like ChunkIdSet (a repository can hold millions of
+// open-addressing table shared with ChunkIdSet (a repository can hold millions of
 // chunks; the backup process has a 400 MiB budget). Pack ids are interned:
 // a location costs 12 bytes next to the 32-byte id.
 //
 // Index object encoding ("locations-v1"): records of
 //   id (32 bytes) | pack id (16 bytes) | offset (u32le) | length (u32le)
-const ID = 32;
+import { ID, IdTable } from './id-set.js';
+
 const PACK = 16;
 export const LOCATION_RECORD = ID + PACK + 8;
 const PACK_ID = /^[0-9a-f]{32}$/;
@@ -20,35 +21,18 @@ export function isPackId(id: string): boolean {
   return PACK_ID.test(id);
 }
 
-export class ChunkMap {
-  private slots: Uint8Array;
-  private used: Uint8Array;
-  private loc: Uint32Array;
-  private mask: number;
-  private count = 0;
+/** id -> location; the three u32 values of a slot are pack number, offset, length. */
+export class ChunkMap extends IdTable {
   private readonly packIds: string[] = [];
   private readonly packNo = new Map<string, number>();
 
   constructor(expected = 1024) {
-    let cap = 1024;
-    while (cap < expected * 2) cap *= 2;
-    this.slots = new Uint8Array(cap * ID);
-    this.used = new Uint8Array(cap);
-    this.loc = new Uint32Array(cap * 3);
-    this.mask = cap - 1;
-  }
-
-  get size(): number {
-    return this.count;
+    super(expected, 3);
   }
 
   /** The packs some entry names. */
   packs(): IterableIterator<string> {
     return this.packNo.keys();
-  }
-
-  has(id: string): boolean {
-    return this.find(Buffer.from(id, 'hex')) >= 0;
   }
 
   get(id: string): ChunkLocation | undefined {
@@ -57,8 +41,7 @@ export class ChunkMap {
 
   getBytes(id: Uint8Array): ChunkLocation | undefined {
     const i = this.find(id);
-    if (i < 0) return undefined;
-    return { pack: this.packIds[this.loc[i * 3]!]!, offset: this.loc[i * 3 + 1]!, length: this.loc[i * 3 + 2]! };
+    return i < 0 ? undefined : this.locationAt(i);
   }
 
   /** Keeps the first location recorded for an id; true when the id was new. */
@@ -67,67 +50,27 @@ export class ChunkMap {
   }
 
   setBytes(id: Uint8Array, l: ChunkLocation): boolean {
-    if (id.length !== ID) throw new Error('a chunk id is 32 bytes');
-    if (this.find(id) >= 0) return false;
-    if ((this.count + 1) * 2 > this.used.length) this.grow();
+    const i = this.addSlot(id);
+    if (i < 0) return false;
     let p = this.packNo.get(l.pack);
     if (p === undefined) {
       p = this.packIds.length;
       this.packIds.push(l.pack);
       this.packNo.set(l.pack, p);
     }
-    this.insert(id, p, l.offset, l.length);
-    this.count++;
+    this.values[i * 3] = p;
+    this.values[i * 3 + 1] = l.offset;
+    this.values[i * 3 + 2] = l.length;
     return true;
   }
 
   *entries(): IterableIterator<[string, ChunkLocation]> {
-    for (let i = 0; i < this.used.length; i++) {
-      if (!this.used[i]) continue;
-      const id = Buffer.from(this.slots.subarray(i * ID, (i + 1) * ID)).toString('hex');
-      yield [id, { pack: this.packIds[this.loc[i * 3]!]!, offset: this.loc[i * 3 + 1]!, length: this.loc[i * 3 + 2]! }];
-    }
+    for (const i of this.usedSlots()) yield [this.idHex(i), this.locationAt(i)];
   }
 
-  private start(id: Uint8Array): number {
-    return ((id[0]! << 24) | (id[1]! << 16) | (id[2]! << 8) | id[3]!) & this.mask;
+  private locationAt(i: number): ChunkLocation {
+    return { pack: this.packIds[this.values[i * 3]!]!, offset: this.values[i * 3 + 1]!, length: this.values[i * 3 + 2]! };
   }
-
-  private find(id: Uint8Array): number {
-    for (let i = this.start(id); ; i = (i + 1) & this.mask) {
-      if (!this.used[i]) return -1;
-      if (equalAt(this.slots, i * ID, id)) return i;
-    }
-  }
-
-  private insert(id: Uint8Array, pack: number, offset: number, length: number): void {
-    let i = this.start(id);
-    while (this.used[i]) i = (i + 1) & this.mask;
-    this.used[i] = 1;
-    this.slots.set(id, i * ID);
-    this.loc[i * 3] = pack;
-    this.loc[i * 3 + 1] = offset;
-    this.loc[i * 3 + 2] = length;
-  }
-
-  private grow(): void {
-    const oldSlots = this.slots;
-    const oldUsed = this.used;
-    const oldLoc = this.loc;
-    const cap = oldUsed.length * 2;
-    this.slots = new Uint8Array(cap * ID);
-    this.used = new Uint8Array(cap);
-    this.loc = new Uint32Array(cap * 3);
-    this.mask = cap - 1;
-    for (let i = 0; i < oldUsed.length; i++) {
-      if (oldUsed[i]) this.insert(oldSlots.subarray(i * ID, (i + 1) * ID), oldLoc[i * 3]!, oldLoc[i * 3 + 1]!, oldLoc[i * 3 + 2]!);
-    }
-  }
-}
-
-function equalAt(table: Uint8Array, at: number, id: Uint8Array): boolean {
-  for (let k = 0; k < ID; k++) if (table[at + k] !== id[k]) return false;
-  return true;
 }
 
 /** Appends location records; grows by doubling (an index object's payload). */
