@@ -10,6 +10,7 @@ import type { Caller, ServiceDeps } from './deps.js';
 import { newId } from './ids.js';
 import { casStatus } from './status.js';
 import { deleteAttachment, reservedAttachmentRow } from './attachments.js';
+import { canSee } from './images.js';
 import { COMPUTE_BINARY, listUpServices } from './registry.js';
 
 export { COMPUTE_BINARY };
@@ -95,9 +96,8 @@ function bootFromVolume(vol: VolumeRow): InstanceBoot {
 }
 
 async function checkBootImage(ex: Executor, caller: Caller, imageId: string, what: string): Promise<void> {
-  const img = await ex.selectFrom('images').select(['id', 'owner', 'visibility', 'status', 'location']).where('id', '=', imageId).executeTakeFirst();
-  const visible = img && (caller.isAdmin || img.owner === caller.projectId || img.visibility === 'public' || img.visibility === 'community');
-  if (!img || !visible) throw badRequest(`Block Device Mapping is Invalid: ${what} image ${imageId} could not be found.`);
+  const img = await ex.selectFrom('images').selectAll().where('id', '=', imageId).executeTakeFirst();
+  if (!img || !canSee(img, caller)) throw badRequest(`Block Device Mapping is Invalid: ${what} image ${imageId} could not be found.`);
   if (img.status !== 'active' || !img.location) throw badRequest(`Block Device Mapping is Invalid: ${what} image ${imageId} is not active.`);
 }
 

@@ -32,15 +32,21 @@ export function scopeOf(req: FastifyRequest): CinderScope {
   return req.cinder;
 }
 
+/** Cinder's default roles: admin, member, reader (read-only unless also member or admin). */
+export function roleFlags(roles: readonly string[]): { isAdmin: boolean; isReader: boolean } {
+  const isAdmin = roles.includes('admin');
+  return { isAdmin, isReader: !isAdmin && !roles.includes('member') && roles.includes('reader') };
+}
+
 export function makeScope(user: AuthenticatedUser, projectId: string, baseUrl: string, version: Microversion): CinderScope {
-  const isAdmin = user.roles.includes('admin');
+  const { isAdmin, isReader } = roleFlags(user.roles);
   return {
     userId: user.userId,
     userName: user.userName,
     projectId,
     roles: user.roles,
     isAdmin,
-    isReader: !isAdmin && !user.roles.includes('member') && user.roles.includes('reader'),
+    isReader,
     baseUrl,
     version,
   };

@@ -7,7 +7,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { ApiError, badRequest, notFound } from '../errors.js';
 import { parseBody, parseBool, uuidField } from '../validate.js';
-import type { Authenticate } from '../cinder/scope.js';
+import { roleFlags, type Authenticate } from '../cinder/scope.js';
 import type { Caller, ServiceDeps } from '../../services/deps.js';
 import {
   attachVolumeToServer,
@@ -135,12 +135,10 @@ export async function computePlugin(app: FastifyInstance, opts: ComputePluginOpt
         const token = req.headers['x-auth-token'];
         const user = typeof token === 'string' ? opts.authenticate(token) : null;
         if (!user || !user.projectId) throw new ApiError(401, 'The request you have made requires authentication.');
-        const isAdmin = user.roles.includes('admin');
         req.compute = {
           userId: user.userId,
           projectId: user.projectId,
-          isAdmin,
-          isReader: !isAdmin && !user.roles.includes('member') && user.roles.includes('reader'),
+          ...roleFlags(user.roles),
           baseUrl: base,
         };
       });

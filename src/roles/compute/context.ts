@@ -1,8 +1,7 @@
 // What the compute role's handlers share: the service deps (store, jobs,
 // config), this host's name and where instance runtime directories live.
 import { join } from 'node:path';
-import type { ServiceDeps } from '../../services/deps.js';
-import type { Caller } from '../../services/deps.js';
+import type { Caller, ServiceDeps } from '../../services/deps.js';
 import type { Logger } from '../../util/log.js';
 import { AgentSessions } from './agent-sessions.js';
 
