@@ -8,6 +8,7 @@ import { readFileSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import type { Resource, VolumeClient } from './client.js';
+import { pollUntil } from '../util/poll.js';
 
 const run = promisify(execFile);
 const REPO = resolve(new URL('../../..', import.meta.url).pathname);
@@ -19,16 +20,6 @@ function canRunVms(): string | null {
     if (spawnSync('sh', ['-c', `command -v ${tool}`]).status !== 0) return `${tool} is not installed`;
   }
   return null;
-}
-
-async function poll<T>(what: string, timeoutMs: number, probe: () => Promise<T | null>): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const got = await probe();
-    if (got !== null) return got;
-    if (Date.now() > deadline) throw new Error(`${what} timed out`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
 }
 
 export async function runProtectionDemo(c: VolumeClient, apiUrl: string, workDir: string, say: Say): Promise<void> {
@@ -66,7 +57,7 @@ export async function runProtectionDemo(c: VolumeClient, apiUrl: string, workDir
   const volume = async (name: string): Promise<string> => {
     const v = (await c.call({ method: 'POST', path: '/volumes', body: { volume: { name, size: 1, imageRef: rootId } } })) as { volume: Resource };
     const id = String(v.volume['id']);
-    await poll(`volume ${name}`, 120_000, async () => ((await c.getOne(`/volumes/${id}`, 'volume'))['status'] === 'available' ? true : null));
+    await pollUntil(`volume ${name}`, 120_000, async () => ((await c.getOne(`/volumes/${id}`, 'volume'))['status'] === 'available' ? true : null));
     return id;
   };
   const compute = `${apiUrl}/compute/v2.1`;
@@ -87,7 +78,7 @@ export async function runProtectionDemo(c: VolumeClient, apiUrl: string, workDir
     servers.push({ id: String(created.server['id']), name, data });
   }
   for (const srv of servers) {
-    await poll(`server ${srv.name}`, 180_000, async () => {
+    await pollUntil(`server ${srv.name}`, 180_000, async () => {
       const s = ((await c.callUrl('GET', `${compute}/servers/${srv.id}`)) as { server: Resource }).server;
       if (s['status'] === 'ERROR') throw new Error(`server ${srv.name} failed: ${JSON.stringify(s['fault'])}`);
       return s['status'] === 'ACTIVE' ? true : null;
@@ -113,7 +104,7 @@ export async function runProtectionDemo(c: VolumeClient, apiUrl: string, workDir
   say('Protection plan', `${planId}: stage 1 app, stage 2 db; freeze in that order, thaw in reverse`);
   const started = (await c.call({ method: 'POST', path: `/bulwark-protection-plans/${planId}/runs`, body: {} })) as { plan_run: Resource };
   const runId = String(started.plan_run['id']);
-  const runRow = await poll('plan run', 120_000, async () => {
+  const runRow = await pollUntil('plan run', 120_000, async () => {
     const r = await c.getOne(`/bulwark-plan-runs/${runId}`, 'plan_run');
     return r['status'] === 'available' || r['status'] === 'error' ? r : null;
   });
@@ -137,7 +128,7 @@ export async function runProtectionDemo(c: VolumeClient, apiUrl: string, workDir
     const snaps = (await Promise.all(snapshotIds.map((id) => c.getOne(`/snapshots/${id}`, 'snapshot')))).filter((s) => s['volume_id'] === srv.data);
     const clone = (await c.call({ method: 'POST', path: '/volumes', body: { volume: { name: `${srv.name}-data-check`, snapshot_id: snaps[0]!['id'] } } })) as { volume: Resource };
     const cloneId = String(clone.volume['id']);
-    await poll('clone', 60_000, async () => ((await c.getOne(`/volumes/${cloneId}`, 'volume'))['status'] === 'available' ? true : null));
+    await pollUntil('clone', 60_000, async () => ((await c.getOne(`/volumes/${cloneId}`, 'volume'))['status'] === 'available' ? true : null));
     const conn = (await c.call({ method: 'POST', path: `/volumes/${cloneId}/action`, body: { 'os-initialize_connection': { connector: { host: 'demo' } } } })) as {
       connection_info: { data: { socket_path: string; export_name: string } };
     };
@@ -155,7 +146,7 @@ export async function runProtectionDemo(c: VolumeClient, apiUrl: string, workDir
 
   for (const srv of servers) await c.callUrl('DELETE', `${compute}/servers/${srv.id}`);
   for (const srv of servers) {
-    await poll(`delete ${srv.name}`, 60_000, async () => {
+    await pollUntil(`delete ${srv.name}`, 60_000, async () => {
       const list = (await c.callUrl('GET', `${compute}/servers`)) as { servers: Resource[] };
       return list.servers.some((s) => s['id'] === srv.id) ? null : true;
     });

@@ -253,7 +253,9 @@ export interface QuiesceRequest {
 
 export interface QuiesceOutcome {
   jobId: number;
-  state: string;
+  /** The instance as it stands after the call (for async calls: at once). */
+  row: InstanceRow;
+  /** The compute role's answer; null for an async call. */
   result: Record<string, unknown> | null;
 }
 
@@ -268,15 +270,14 @@ export async function quiesceServer(deps: ServiceDeps, caller: Caller, id: strin
     return deps.jobs.enqueue(trx, { kind: freeze ? 'quiesce_instances' : 'unquiesce_instances', target: computeTarget(inst.host!), resourceId: id, payload });
   });
   deps.kick?.();
-  if (req.async) return { jobId, state: freeze ? 'freezing' : 'thawing', result: null };
+  if (req.async) return { jobId, row: await getInstance(deps.store.db, caller, id), result: null };
   const job = await deps.jobs.waitFor(jobId, req.timeoutMs, 5).catch(() => null);
   if (!job) throw new ApiError(504, `Quiesce of instance ${id} did not finish within ${req.timeoutMs} ms; poll its quiesce status.`);
   if (job.state === 'failed') throw conflict(`Quiesce of instance ${id} failed: ${job.error ?? 'unknown error'}`);
   const result = JSON.parse(job.result ?? '{}') as { instances?: Record<string, unknown>[] };
   const mine = result.instances?.[0] ?? null;
   if (mine && mine['ok'] === false) throw conflict(`Quiesce of instance ${id} failed: ${String(mine['error'] ?? 'unknown error')}`);
-  const row = await getInstance(deps.store.db, caller, id);
-  return { jobId, state: row.quiesce_state, result: mine };
+  return { jobId, row: await getInstance(deps.store.db, caller, id), result: mine };
 }
 
 // ---- volume attachments (os-volume_attachments) ----

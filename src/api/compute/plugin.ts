@@ -213,14 +213,12 @@ export async function computePlugin(app: FastifyInstance, opts: ComputePluginOpt
               timeoutMs: Math.round((a.timeout_seconds ?? 30) * 1000),
               async: a.async ?? false,
             });
-            const row = await getInstance(deps.store.db, sc, id);
-            return reply.code(out.result === null ? 202 : 200).send({ quiesce: { ...quiesceView(row), result: out.result } });
+            return reply.code(out.result === null ? 202 : 200).send({ quiesce: { ...quiesceView(out.row), result: out.result } });
           }
           case 'unquiesce': {
             const a = parseBody(unquiesceBody, arg ?? {}, 'unquiesce');
             const out = await quiesceServer(deps, sc, id, false, { deadlineMs: 0, timeoutMs: Math.round((a.timeout_seconds ?? 30) * 1000), async: a.async ?? false });
-            const row = await getInstance(deps.store.db, sc, id);
-            return reply.code(out.result === null ? 202 : 200).send({ quiesce: { ...quiesceView(row), result: out.result } });
+            return reply.code(out.result === null ? 202 : 200).send({ quiesce: { ...quiesceView(out.row), result: out.result } });
           }
           default:
             // Make sure the server exists before saying the action is unknown.

@@ -13,6 +13,7 @@ import { createServer } from '../../services/instances.js';
 import { createVolume } from '../../services/volumes.js';
 import type { Logger } from '../../util/log.js';
 import { errorText } from '../worker.js';
+import { pollUntil } from '../../util/poll.js';
 
 /** What a run records about each instance so it can be rebuilt later, even after the original is gone. */
 export interface InstanceBlueprint {
@@ -32,18 +33,6 @@ export interface RestoreRecord {
   servers: { stage: number; from_instance_id: string; server_id: string | null; volume_ids: string[]; active_at: string | null; note: string | null }[];
 }
 
-const POLL_MS = 200;
-
-
-async function until<T>(what: string, timeoutMs: number, probe: () => Promise<T | null>): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const got = await probe();
-    if (got !== null) return got;
-    if (Date.now() > deadline) throw new Error(`${what} did not finish within ${Math.round(timeoutMs / 1000)} s`);
-    await new Promise((r) => setTimeout(r, POLL_MS));
-  }
-}
 
 export function callerFor(plan: ProtectionPlanRow): Caller {
   return { userId: plan.user_id, projectId: plan.project_id, isAdmin: true };
@@ -74,7 +63,7 @@ export async function backUpRun(deps: ServiceDeps, log: Logger, run: PlanRunRow,
     }
   }
   for (const id of ids) {
-    await until(`backup ${id}`, timeoutMs, async () => {
+    await pollUntil(`backup ${id}`, timeoutMs, async () => {
       const b = await deps.store.db.selectFrom('backups').select(['status', 'fail_reason']).where('id', '=', id).executeTakeFirst();
       if (!b) throw new Error(`backup ${id} vanished`);
       if (b.status === 'error') throw new Error(`backup ${id} failed: ${b.fail_reason ?? 'unknown'}`);
@@ -127,7 +116,7 @@ export async function restoreRun(deps: ServiceDeps, log: Logger, job: ClaimedJob
             volumes.push({ id, boot_index: v.boot_index, device: v.device });
           }
           for (const v of volumes) {
-            await until(`volume ${v.id}`, 3_600_000, async () => {
+            await pollUntil(`volume ${v.id}`, 3_600_000, async () => {
               const row = await db.selectFrom('volumes').select(['status']).where('id', '=', v.id).executeTakeFirst();
               if (!row || row.status === 'error' || row.status === 'error_restoring') throw new Error(`restored volume ${v.id} is ${row?.status ?? 'gone'}`);
               return row.status === 'available' ? true : null;
@@ -151,7 +140,7 @@ export async function restoreRun(deps: ServiceDeps, log: Logger, job: ClaimedJob
             metadata: { bulwark_restored_from: bp.instance_id, bulwark_plan_run_id: run.id },
           });
           entry.server_id = server.id;
-          await until(`server ${server.id}`, 600_000, async () => {
+          await pollUntil(`server ${server.id}`, 600_000, async () => {
             const row = await db.selectFrom('instances').select(['status', 'fault']).where('id', '=', server.id).executeTakeFirst();
             if (!row || row.status === 'ERROR') throw new Error(`restored server ${server.id} failed: ${row?.fault ?? 'gone'}`);
             return row.status === 'ACTIVE' ? true : null;
