@@ -10,6 +10,7 @@ import { configSchema, type BulwarkConfig } from '../../src/config/schema.js';
 import type { ServiceDeps } from '../../src/services/deps.js';
 import { ensureDefaultVolumeType } from '../../src/services/volume-types.js';
 import type { Store } from '../../src/store/db.js';
+import type { Database } from '../../src/store/schema.js';
 import { JobQueue } from '../../src/store/jobs.js';
 import { openTestStore, type DialectName } from '../harness/stores.js';
 
@@ -24,6 +25,7 @@ const users: Record<string, AuthenticatedUser> = {
   reader: { userId: 'u-r', userName: 'rita', projectId: PROJ_A, roles: ['reader'] },
 };
 export type Who = keyof typeof users;
+type Users = Record<string, AuthenticatedUser>;
 
 export interface Reply {
   readonly status: number;
@@ -33,32 +35,40 @@ export interface Reply {
   readonly json: Record<string, unknown>;
 }
 
-export interface CinderTestApp {
+export interface CinderTestApp<W extends string = Who> {
   readonly app: FastifyInstance;
   readonly store: Store;
   readonly config: BulwarkConfig;
-  call(who: Who, method: 'GET' | 'POST' | 'PUT' | 'DELETE', path: string, payload?: unknown, version?: string): Promise<Reply>;
+  readonly deps: ServiceDeps;
+  call(who: W, method: 'GET' | 'POST' | 'PUT' | 'DELETE', path: string, payload?: unknown, version?: string): Promise<Reply>;
   close(): Promise<void>;
 }
 
-export async function buildCinderApp(dialect: DialectName, label: string, configOverrides: Record<string, unknown> = {}): Promise<CinderTestApp> {
+/** The Cinder plugin on a fresh store; `testUsers` (token `tok-<key>`) default to the users above. */
+export async function buildCinderApp<U extends Users = typeof users>(
+  dialect: DialectName,
+  label: string,
+  configOverrides: Record<string, unknown> = {},
+  testUsers: U = users as U,
+): Promise<CinderTestApp<Extract<keyof U, string>>> {
   const { store, cleanup } = await openTestStore(dialect, label);
   const config = configSchema.parse({ availabilityZone: 'nova', ...configOverrides });
   await ensureDefaultVolumeType(store.db);
   const deps: ServiceDeps = { store, jobs: new JobQueue(store, config.jobs.leaseTtlMs), config };
   const app = Fastify({ logger: false });
   installApiBehaviour(app);
-  const tokens = new Map(Object.entries(users).map(([k, u]) => [`tok-${k}`, u]));
+  const tokens = new Map(Object.entries(testUsers).map(([k, u]) => [`tok-${k}`, u]));
   await app.register(cinderPlugin, { prefix: '/volume', deps, authenticate: (t: string) => tokens.get(t) ?? null, publicBaseUrl: 'http://bulwark.test/volume' });
   await app.ready();
   return {
     app,
     store,
     config,
+    deps,
     async call(who, method, path, payload, version) {
       const headers: Record<string, string> = { 'x-auth-token': `tok-${who}` };
       if (version) headers['openstack-api-version'] = `volume ${version}`;
-      const project = users[who]!.projectId;
+      const project = testUsers[who]!.projectId;
       const res = await app.inject({
         method,
         url: `/volume/v3/${project}${path}`,
@@ -100,11 +110,12 @@ export async function countRows(store: Store, table: 'volume_types' | 'volume_ty
 
 /** A snapshot of the tables these routes write, to prove a refused request wrote nothing. */
 export async function snapshotTables(store: Store): Promise<string> {
-  const tables = ['volume_types', 'volume_type_access', 'quotas', 'quota_classes', 'volumes', 'services'] as const;
-  const out: Record<string, unknown[]> = {};
-  for (const t of tables) {
-    const rows = await store.db.selectFrom(t).selectAll().execute();
-    out[t] = rows.map((r) => JSON.stringify(r)).sort();
-  }
+  return dumpTables(store, ['volume_types', 'volume_type_access', 'quotas', 'quota_classes', 'volumes', 'services']);
+}
+
+/** Every row of `tables`, in a stable order: equal before and after proves a refused request wrote nothing. */
+export async function dumpTables(store: Store, tables: readonly (keyof Database)[]): Promise<string> {
+  const out: Record<string, string[]> = {};
+  for (const t of tables) out[t] = (await store.db.selectFrom(t).selectAll().execute()).map((r) => JSON.stringify(r)).sort();
   return JSON.stringify(out);
 }

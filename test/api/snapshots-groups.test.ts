@@ -5,20 +5,16 @@
 // set statuses in the store where a resource must be settled.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import fastify, { type FastifyInstance } from 'fastify';
-import { installApiBehaviour } from '../../src/api/http.js';
-import { cinderPlugin } from '../../src/api/cinder/plugin.js';
+import type { FastifyInstance } from 'fastify';
 import type { AuthenticatedUser } from '../../src/api/cinder/scope.js';
-import { configSchema } from '../../src/config/schema.js';
 import type { ServiceDeps } from '../../src/services/deps.js';
 import { ensureDefaultGroupType } from '../../src/services/group-types.js';
 import { newId } from '../../src/services/ids.js';
-import { ensureDefaultVolumeType } from '../../src/services/volume-types.js';
 import { createVolume } from '../../src/services/volumes.js';
 import type { Store } from '../../src/store/db.js';
 import { nowIso } from '../../src/store/db.js';
-import { JobQueue } from '../../src/store/jobs.js';
-import { dialects, openTestStore, stopSharedPostgres, type DialectName } from '../harness/stores.js';
+import { dialects, stopSharedPostgres, type DialectName } from '../harness/stores.js';
+import { buildCinderApp, dumpTables } from './cinder-admin-harness.js';
 
 // pg-pool's end() resolves before its sockets have closed; stopping the server
 // at once can turn a closing socket's 57P01 into an uncaught error. Let them drain.
@@ -65,39 +61,9 @@ interface Env {
 }
 
 async function setup(dialect: DialectName, label: string): Promise<Env> {
-  const { store, cleanup } = await openTestStore(dialect, label);
-  const config = configSchema.parse({ availabilityZone: 'nova' });
-  await ensureDefaultVolumeType(store.db);
-  await ensureDefaultGroupType(store.db);
-  const deps: ServiceDeps = { store, jobs: new JobQueue(store, 15_000), config };
-  const app = fastify({ logger: false });
-  installApiBehaviour(app);
-  const tokens = new Map<string, AuthenticatedUser>(Object.entries(USERS).map(([k, u]) => [`tok-${k}`, u]));
-  await app.register(cinderPlugin, { prefix: '/volume', deps, authenticate: (t) => tokens.get(t) ?? null, publicBaseUrl: 'http://bulwark.test/volume' });
-  await app.ready();
-  return {
-    store,
-    deps,
-    app,
-    async call(who, method, path, payload, version) {
-      const headers: Record<string, string> = { 'x-auth-token': `tok-${who}` };
-      if (version) headers['openstack-api-version'] = `volume ${version}`;
-      if (payload !== undefined) headers['content-type'] = 'application/json';
-      const res = await app.inject({ method, url: `/volume/v3/${USERS[who].projectId}${path}`, headers, ...(payload === undefined ? {} : { payload: JSON.stringify(payload) }) });
-      return { status: res.statusCode, json: res.body ? (JSON.parse(res.body) as Record<string, unknown>) : {} };
-    },
-    async dump() {
-      const out: Record<string, string[]> = {};
-      for (const t of ['volumes', 'snapshots', 'groups', 'group_snapshots', 'group_types', 'jobs'] as const) {
-        out[t] = (await store.db.selectFrom(t).selectAll().execute()).map((r) => JSON.stringify(r)).sort();
-      }
-      return JSON.stringify(out);
-    },
-    async close() {
-      await app.close();
-      await cleanup();
-    },
-  };
+  const t = await buildCinderApp(dialect, label, {}, USERS);
+  await ensureDefaultGroupType(t.store.db);
+  return { ...t, dump: () => dumpTables(t.store, ['volumes', 'snapshots', 'groups', 'group_snapshots', 'group_types', 'jobs']) };
 }
 
 /** A Cinder fault body {<name>: {code, message}} with the expected status. */

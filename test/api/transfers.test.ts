@@ -4,18 +4,13 @@
 // request leaves the store exactly as it was.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import fastify from 'fastify';
-import { installApiBehaviour } from '../../src/api/http.js';
-import { cinderPlugin } from '../../src/api/cinder/plugin.js';
 import type { AuthenticatedUser } from '../../src/api/cinder/scope.js';
-import { configSchema } from '../../src/config/schema.js';
 import type { ServiceDeps } from '../../src/services/deps.js';
 import { quotaUsage } from '../../src/services/quotas.js';
-import { ensureDefaultVolumeType } from '../../src/services/volume-types.js';
 import { createVolume } from '../../src/services/volumes.js';
 import type { Store } from '../../src/store/db.js';
-import { JobQueue } from '../../src/store/jobs.js';
-import { dialects, openTestStore, stopSharedPostgres, type DialectName } from '../harness/stores.js';
+import { dialects, stopSharedPostgres, type DialectName } from '../harness/stores.js';
+import { buildCinderApp, dumpTables } from './cinder-admin-harness.js';
 
 after(async () => {
   // Let pg-pool's sockets close before the server stops (see snapshots-groups.test.ts).
@@ -61,37 +56,8 @@ interface Env {
 }
 
 async function setup(dialect: DialectName): Promise<Env> {
-  const { store, cleanup } = await openTestStore(dialect, 'transfers_api');
-  const config = configSchema.parse({ availabilityZone: 'nova' });
-  await ensureDefaultVolumeType(store.db);
-  const deps: ServiceDeps = { store, jobs: new JobQueue(store, 15_000), config };
-  const app = fastify({ logger: false });
-  installApiBehaviour(app);
-  const tokens = new Map<string, AuthenticatedUser>(Object.entries(USERS).map(([k, u]) => [`tok-${k}`, u]));
-  await app.register(cinderPlugin, { prefix: '/volume', deps, authenticate: (t) => tokens.get(t) ?? null, publicBaseUrl: 'http://bulwark.test/volume' });
-  await app.ready();
-  return {
-    store,
-    deps,
-    async call(who, method, path, payload, version) {
-      const headers: Record<string, string> = { 'x-auth-token': `tok-${who}` };
-      if (version) headers['openstack-api-version'] = `volume ${version}`;
-      if (payload !== undefined) headers['content-type'] = 'application/json';
-      const res = await app.inject({ method, url: `/volume/v3/${USERS[who].projectId}${path}`, headers, ...(payload === undefined ? {} : { payload: JSON.stringify(payload) }) });
-      return { status: res.statusCode, json: res.body ? (JSON.parse(res.body) as Record<string, unknown>) : {} };
-    },
-    async dump() {
-      const out: Record<string, string[]> = {};
-      for (const t of ['volumes', 'snapshots', 'transfers', 'jobs'] as const) {
-        out[t] = (await store.db.selectFrom(t).selectAll().execute()).map((r) => JSON.stringify(r)).sort();
-      }
-      return JSON.stringify(out);
-    },
-    async close() {
-      await app.close();
-      await cleanup();
-    },
-  };
+  const t = await buildCinderApp(dialect, 'transfers_api', {}, USERS);
+  return { ...t, dump: () => dumpTables(t.store, ['volumes', 'snapshots', 'transfers', 'jobs']) };
 }
 
 function fault(res: Res, status: number, what: string): string {
