@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 import { ObjectNotFoundError } from '../../src/backup/store/object-store.js';
+import { writeNewFileDirect } from '../../src/backup/store/direct-write.js';
 import { LocalDirStore, LocalStoreError } from '../../src/backup/store/local-dir.js';
 import { collect, MiB, tempDir } from './helpers.js';
 
@@ -83,6 +84,25 @@ describe('LocalDirStore', () => {
     assert.ok(!(await allFiles(join(dir, 'root'))).some((f) => f.includes('.tmp-')));
   });
 
+  it('writes large objects past the page cache (O_DIRECT), byte-exact at any length', async () => {
+    const parts = [randomBytes(MiB + 7), randomBytes(13), randomBytes(2 * MiB - 3)];
+    await store.put('packs/odd', parts);
+    const exact = randomBytes(4 * MiB);
+    await store.put('packs/aligned', exact);
+    assert.ok(Buffer.from(await store.get('packs/odd')).equals(Buffer.concat(parts)));
+    assert.equal((await stat(store.pathOf('packs/odd'))).size, 3 * MiB + 17, 'the block padding is truncated away');
+    assert.ok(Buffer.from(await store.get('packs/aligned')).equals(exact));
+    assert.ok(Buffer.from(await store.getRange('packs/odd', { offset: MiB, length: 20 })).equals(Buffer.concat(parts).subarray(MiB, MiB + 20)));
+    assert.deepEqual((await readdir(join(dir, 'root', 'packs'))).filter((n) => n.startsWith('.')), []);
+  });
+
+  it('a direct write never replaces an existing file', async () => {
+    const path = join(dir, 'exists.bin');
+    await writeFile(path, 'keep');
+    await assert.rejects(writeNewFileDirect(path, [randomBytes(2 * MiB)]), { code: 'EEXIST' });
+    assert.equal((await stat(path)).size, 4);
+  });
+
   it('recreates a directory removed behind its back', async () => {
     await store.put('index/x', Buffer.from('1'));
     await rm(join(dir, 'root', 'index'), { recursive: true });
@@ -124,7 +144,7 @@ describe('LocalDirStore', () => {
     const mod = join(dir, 'mod');
     await mkdir(mod, { mode: 0o755 });
     await writeFile(join(mod, 'package.json'), '{"type":"module"}\n', { mode: 0o644 });
-    for (const f of ['local-dir.js', 'object-store.js']) {
+    for (const f of ['local-dir.js', 'object-store.js', 'direct-write.js']) {
       await copyFile(fileURLToPath(new URL(`../../src/backup/store/${f}`, import.meta.url)), join(mod, f));
       await chmod(join(mod, f), 0o644);
     }

@@ -8,7 +8,8 @@
 //   AAD         = "bulwark.<kind>.v1" | 0 | object name
 // Binding the id (or the name) into the AAD is what makes a swapped object fail
 // authentication; binding the header makes a flipped compression flag fail too.
-import { createCipheriv, createDecipheriv, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { gcmOpen, gcmSealInto } from './aead.js';
 import { AuthError } from './errors.js';
 import { zstdCompress, zstdDecompress } from './zstd.js';
 
@@ -49,16 +50,7 @@ export function sealChunk(encKey: Uint8Array, id: string, plaintext: Uint8Array,
   out[0] = CHUNK_VERSION;
   out[1] = compression;
   out.set(nonce, CHUNK_HEADER);
-  const cipher = createCipheriv('aes-256-gcm', encKey, nonce);
-  cipher.setAAD(chunkAad(id, CHUNK_VERSION, compression));
-  let at = CHUNK_HEADER + NONCE;
-  const a = cipher.update(body);
-  out.set(a, at);
-  at += a.length;
-  const b = cipher.final();
-  out.set(b, at);
-  at += b.length;
-  out.set(cipher.getAuthTag(), at);
+  gcmSealInto(encKey, nonce, chunkAad(id, CHUNK_VERSION, compression), body, out.subarray(CHUNK_HEADER + NONCE));
   return out;
 }
 
@@ -102,16 +94,8 @@ function decrypt(encKey: Uint8Array, nonceCtTag: Uint8Array, aad: Uint8Array, ke
   const nonce = nonceCtTag.subarray(0, NONCE);
   const ct = nonceCtTag.subarray(NONCE, nonceCtTag.length - TAG);
   const tag = nonceCtTag.subarray(nonceCtTag.length - TAG);
-  const decipher = createDecipheriv('aes-256-gcm', encKey, nonce);
-  decipher.setAAD(aad);
-  decipher.setAuthTag(tag);
-  const out = decipher.update(ct);
-  try {
-    decipher.final();
-  } catch {
-    // The unauthenticated plaintext in `out` is dropped here, never returned.
-    throw new AuthError(key, 'tag mismatch (damaged, tampered with or swapped)');
-  }
+  const out = gcmOpen(encKey, nonce, aad, ct, tag);
+  if (!out) throw new AuthError(key, 'tag mismatch (damaged, tampered with or swapped)');
   return out;
 }
 
@@ -122,9 +106,11 @@ function objectAad(kind: string, name: string): Buffer {
 /** Seals a metadata object (manifest, index, lock, gc record) bound to its kind and name. */
 export function sealObject(encKey: Uint8Array, kind: string, name: string, plaintext: Uint8Array): Uint8Array {
   const nonce = randomBytes(NONCE);
-  const cipher = createCipheriv('aes-256-gcm', encKey, nonce);
-  cipher.setAAD(objectAad(kind, name));
-  return Buffer.concat([Buffer.from([OBJECT_VERSION]), nonce, cipher.update(plaintext), cipher.final(), cipher.getAuthTag()]);
+  const out = Buffer.allocUnsafe(1 + NONCE + plaintext.length + TAG);
+  out[0] = OBJECT_VERSION;
+  nonce.copy(out, 1);
+  gcmSealInto(encKey, nonce, objectAad(kind, name), plaintext, out.subarray(1 + NONCE));
+  return out;
 }
 
 export function openObject(encKey: Uint8Array, kind: string, name: string, key: string, sealed: Uint8Array): Uint8Array {

@@ -8,6 +8,7 @@
 import { randomBytes } from 'node:crypto';
 import { mkdir, open, readdir, readFile, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { dirname, join, relative, sep } from 'node:path';
+import { DIRECT_MAX, DirectUnsupported, writeNewFileDirect } from './direct-write.js';
 import { ObjectNotFoundError, type ByteRange, type ObjectStore, type ObjectStoreCapabilities } from './object-store.js';
 
 /** A filesystem condition that retrying will not fix: no space, or no permission. */
@@ -33,6 +34,8 @@ export class LocalStoreError extends Error {
 const SEGMENT = /^[A-Za-z0-9_-][A-Za-z0-9._-]*$/;
 const CHUNK_PREFIX = 'chunks/';
 const TEMP_PREFIX = '.tmp-';
+/** Below this a put goes through the page cache: O_DIRECT gains nothing on small metadata objects. */
+const DIRECT_MIN = 1024 * 1024;
 
 function errnoOf(err: unknown): string | undefined {
   return typeof err === 'object' && err !== null && 'code' in err && typeof err.code === 'string' ? err.code : undefined;
@@ -44,6 +47,8 @@ export class LocalDirStore implements ObjectStore {
   // Directories known to exist, so a put does not mkdir on every call.
   private readonly knownDirs = new Set<string>();
   private readonly handles = new Map<string, CachedHandle>();
+  /** Large puts bypass the page cache until the filesystem refuses O_DIRECT once. */
+  private direct = true;
 
   constructor(readonly root: string) {
     this.describe = `dir:${root}`;
@@ -87,19 +92,14 @@ export class LocalDirStore implements ObjectStore {
     const tmp = join(dir, `${TEMP_PREFIX}${randomBytes(8).toString('hex')}`);
     try {
       await this.ensureDir(dir);
-      const fh = await open(tmp, 'wx', 0o600).catch(async (err: unknown) => {
+      try {
+        await this.writeTemp(tmp, data, opts?.signal);
+      } catch (err) {
         // The directory was removed behind our cache: create it again, once.
         if (errnoOf(err) !== 'ENOENT') throw err;
         this.knownDirs.delete(dir);
         await this.ensureDir(dir);
-        return open(tmp, 'wx', 0o600);
-      });
-      try {
-        if (data instanceof Uint8Array) await fh.writeFile(data, opts?.signal ? { signal: opts.signal } : {});
-        else await writeParts(fh, data, opts?.signal);
-        await fh.sync();
-      } finally {
-        await fh.close();
+        await this.writeTemp(tmp, data, opts?.signal);
       }
       await rename(tmp, path);
       this.dropHandle(path); // a read may have opened the old version meanwhile
@@ -107,6 +107,28 @@ export class LocalDirStore implements ObjectStore {
     } catch (err) {
       await unlink(tmp).catch(() => undefined);
       throw this.fail(err, 'store', key);
+    }
+  }
+
+  /** Creates `tmp` holding `data`, durably: large objects with O_DIRECT where the filesystem takes it. */
+  private async writeTemp(tmp: string, data: Uint8Array | readonly Uint8Array[], signal: AbortSignal | undefined): Promise<void> {
+    const parts = data instanceof Uint8Array ? [data] : data;
+    const size = parts.reduce((n, p) => n + p.length, 0);
+    if (this.direct && size >= DIRECT_MIN && size <= DIRECT_MAX) {
+      try {
+        return await writeNewFileDirect(tmp, parts, signal);
+      } catch (err) {
+        if (!(err instanceof DirectUnsupported)) throw err;
+        this.direct = false; // this filesystem (tmpfs, some FUSE mounts) does not do O_DIRECT
+        await unlink(tmp).catch(() => undefined);
+      }
+    }
+    const fh = await open(tmp, 'wx', 0o600);
+    try {
+      await writeParts(fh, parts, signal);
+      await fh.sync();
+    } finally {
+      await fh.close();
     }
   }
 

@@ -1,0 +1,10 @@
+{
+  "targets": [
+    {
+      "target_name": "aead",
+      "sources": ["src/aead.c"],
+      "cflags": ["-O2", "-Wall", "-Wextra"],
+      "libraries": ["-lcrypto"]
+    }
+  ]
+}
