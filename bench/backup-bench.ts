@@ -6,7 +6,7 @@
 // one invocation. Prints figures and the issue's targets; asserts nothing.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { availableParallelism, loadavg } from 'node:os';
 import { aeadImplementation } from '../src/backup/repository/aead.js';
@@ -62,6 +62,45 @@ async function timeAsync<T>(fn: () => Promise<T>): Promise<{ ms: number; value: 
 function cpuSeconds(pid: number): { user: number; sys: number } {
   const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
   return { user: Number(fields[11]) / 100, sys: Number(fields[12]) / 100 }; // utime, stime in clock ticks (USER_HZ = 100)
+}
+
+/** CPU seconds per thread name (main thread, workers, libuv pool, V8 GC helpers). */
+function threadCpu(pid: number): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    try {
+      const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+      const name = tid === String(pid) ? 'main' : stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
+      const f = stat.slice(stat.lastIndexOf(') ') + 2).split(' ');
+      out.set(name, (out.get(name) ?? 0) + (Number(f[11]) + Number(f[12])) / 100);
+    } catch {
+      // the thread ended between readdir and read
+    }
+  }
+  return out;
+}
+
+function threadCpuSince(pid: number, from: Map<string, number>): string {
+  return [...threadCpu(pid)]
+    .map(([name, s]) => [name, s - (from.get(name) ?? 0)] as const)
+    .filter(([, s]) => s >= 0.05)
+    .sort((a, b) => b[1] - a[1])
+    .map(([name, s]) => `${name} ${s.toFixed(1)}`)
+    .join(', ');
+}
+
+/** The pool's qemu-storage-daemon (its argv names the cluster's directory). */
+function qsdPid(clusterDir: string): number | null {
+  for (const pid of readdirSync('/proc')) {
+    if (!/^\d+$/.test(pid)) continue;
+    try {
+      const cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+      if (cmd.startsWith('qemu-storage-daemon') || cmd.includes('/qemu-storage-daemon\0')) if (cmd.includes(clusterDir)) return Number(pid);
+    } catch {
+      // gone
+    }
+  }
+  return null;
 }
 
 function cpuSince(pid: number, from: { user: number; sys: number }): string {
@@ -136,8 +175,13 @@ async function main(): Promise<void> {
     const repoDir = join(cluster.dir, 'backups');
     const bpid = backupProc.child.pid!;
     const cpu0 = cpuSeconds(bpid);
+    const threads0 = threadCpu(bpid);
+    const qsd = qsdPid(cluster.dir);
+    const qsdCpu0 = qsd ? cpuSeconds(qsd) : null;
     const full = await timeAsync(() => backupOnce(false));
     const fullCpu = cpuSince(bpid, cpu0);
+    const fullThreads = threadCpuSince(bpid, threads0);
+    const qsdFull = qsd && qsdCpu0 ? cpuSince(qsd, qsdCpu0) : 'n/a';
     const repoFull = du(repoDir);
     step('full backup done');
 
@@ -177,12 +221,16 @@ async function main(): Promise<void> {
     const resticIncSize = du(resticRepo);
 
     const cpu1 = cpuSeconds(bpid);
+    const threads1 = threadCpu(bpid);
+    const qsdCpu1 = qsd ? cpuSeconds(qsd) : null;
     const restore = await timeAsync(async () => {
       const r = await s.call<{ restore: { volume_id: string } }>('POST', `/backups/${inc.value.id}/restore`, { restore: {} });
       await s.waitFor(`/backups/${inc.value.id}`, 'backup', ['available'], 3_600_000);
       await s.waitFor(`/volumes/${r.body.restore.volume_id}`, 'volume', ['available'], 3_600_000);
     });
     const restoreCpu = cpuSince(bpid, cpu1);
+    const restoreThreads = threadCpuSince(bpid, threads1);
+    const qsdRestore = qsd && qsdCpu1 ? cpuSince(qsd, qsdCpu1) : 'n/a';
     const restoreDir = join(work, 'restic-restore');
     const rRestore = time(() => restic(['restore', 'latest', '--target', restoreDir]));
     step('restores done');
@@ -200,6 +248,9 @@ async function main(): Promise<void> {
     out.push(`restore:            Bulwark ${f(restore.ms)}, restic ${f(rRestore.ms)}  -> ${(rRestore.ms / restore.ms).toFixed(2)}x faster [target >= 2x]`);
     out.push(`backup process peak RSS: ${peak.toFixed(0)} MiB [target <= 400 MiB]`);
     out.push(`backup process CPU: full backup ${fullCpu}, restore ${restoreCpu} (of ${availableParallelism()} cores); load average at the end ${loadavg().map((l) => l.toFixed(1)).join(' ')}`);
+    out.push(`  by thread, full backup: ${fullThreads}`);
+    out.push(`  by thread, restore:     ${restoreThreads}`);
+    out.push(`qemu-storage-daemon CPU: full backup ${qsdFull}, restore ${qsdRestore}`);
     // BENCH_LOGS=1: the backup role's own timings (where a job's time went).
     if (process.env['BENCH_LOGS']) for (const l of backupProc.output.join('').split('\n')) if (/restore written|backup done|"ms"/.test(l)) out.push(`  log: ${l}`);
   } finally {

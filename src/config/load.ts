@@ -50,7 +50,7 @@ export function loadConfig(sources: ConfigSources = {}): BulwarkConfig {
  *  pools gets one pool in the data dir. */
 function finalize(cfg: BulwarkConfig): BulwarkConfig {
   const dataDir = resolve(cfg.dataDir);
-  const pools = cfg.volume.pools.length > 0 ? cfg.volume.pools : [{ name: 'default', path: `${dataDir}/pools/default`, capacityGiB: 1024 }];
+  const pools = cfg.volume.pools.length > 0 ? cfg.volume.pools : [{ name: 'default', path: `${dataDir}/pools/default`, capacityGiB: 1024, cache: 'auto' as const }];
   return {
     ...cfg,
     dataDir,

@@ -60,6 +60,13 @@ const pool = z
     /** Directory holding the pool's qcow2 layers; created if missing. Absolute after load. */
     path: z.string().min(1),
     capacityGiB: z.number().positive().default(1024),
+    /**
+     * How qemu-storage-daemon opens the layers, as Nova's disk cachemodes: "none"
+     * bypasses the host page cache (O_DIRECT, Linux native AIO), the default of
+     * Nova, Proxmox and oVirt; "writeback" goes through it. "auto": none where
+     * the filesystem takes O_DIRECT, else writeback.
+     */
+    cache: z.enum(['auto', 'none', 'writeback']).default('auto'),
   })
   .strict();
 

@@ -277,7 +277,7 @@ for (const dialect of dialects) {
         try {
           mkdirSync(join(dir, 'layers'));
           writeFileSync(join(dir, 'layers', 'l1.qcow2'), Buffer.alloc(1 << 20, 7));
-          const runtime = new PoolRuntime({ store: t.store, pool: { name: 'fast', path: dir, capacityGiB: 10 }, hostname: 'node1', qsdBinary: 'qemu-storage-daemon', qmpTimeoutMs: 1000, nbdTcp: { host: '127.0.0.1', port: 0 }, log: createLogger('test', 'silent') });
+          const runtime = new PoolRuntime({ store: t.store, pool: { name: 'fast', path: dir, capacityGiB: 10, cache: 'auto' }, hostname: 'node1', qsdBinary: 'qemu-storage-daemon', qmpTimeoutMs: 1000, nbdTcp: { host: '127.0.0.1', port: 0 }, log: createLogger('test', 'silent') });
           const caps = runtime.capabilities();
           const pool = (caps['pools'] as Record<string, unknown>[])[0]!;
           assert.deepEqual([pool['pool_name'], pool['total_capacity_gb'], pool['allocated_capacity_gb'], pool['free_capacity_gb']], ['fast', 10, 0.01, 9.99], 'usage is what the files hold');

@@ -1,4 +1,4 @@
-// The data path's AES-256-GCM: the system-libcrypto binding must be the one in
+// The data path's AES-256-GCM: the bulwark-aead binding must be the one in
 // use (a silent fallback would cost 4x the CPU), and its bytes must be plain
 // AES-256-GCM, interchangeable with node:crypto's, in both directions.
 import assert from 'node:assert/strict';
@@ -9,8 +9,8 @@ import { aeadImplementation, gcmOpen, gcmSealInto, GCM_TAG } from '../../src/bac
 const key = randomBytes(32);
 const aad = Buffer.from('bulwark.chunk.v1\0test');
 
-test('the system libcrypto binding is built and loaded', () => {
-  assert.match(aeadImplementation(), /^system libcrypto \(OpenSSL 3\./);
+test('the bulwark-aead binding is built and loaded', () => {
+  assert.match(aeadImplementation(), /^bulwark-aead, EVP into caller buffers \(OpenSSL 3\./);
 });
 
 for (const size of [0, 1, 4095, 1024 * 1024 + 17]) {

@@ -28,6 +28,20 @@ describe('chunk format', () => {
     }
   });
 
+  it('BLAKE3 keyed ids: the reference vector, and the tag-and-id check on open', () => {
+    // BLAKE3's official test_vectors.json, input_len 0, keyed_hash.
+    const key = Buffer.from('whats the Elvish word for friend');
+    assert.equal(computeChunkId({ key, algorithm: 'blake3-keyed' }, Buffer.alloc(0)), '92b2b75604ed3c761f9d6f62392c8a9227ad0ea3f09573e783f1498a4ed60d26');
+    const b3 = { key: idKey, algorithm: 'blake3-keyed' } as const;
+    const data = textLike(MiB, 5);
+    const id = computeChunkId(b3, data);
+    assert.notEqual(id, computeChunkId(idKey, data), 'not the HMAC id');
+    const sealed = sealChunk(encKey, id, data, 1);
+    assert.ok(Buffer.from(openChunk(encKey, b3, id, sealed, MiB)).equals(data));
+    // Checked with the other algorithm, the id does not match the content.
+    assert.throws(() => openChunk(encKey, idKey, id, sealed, MiB), (err: unknown) => err instanceof AuthError && /does not match its id/.test(err.detail));
+  });
+
   it('ids are keyed: the same bytes under another repository key get another id', () => {
     const data = textLike(4096, 9);
     assert.notEqual(computeChunkId(idKey, data), computeChunkId(randomBytes(32), data));

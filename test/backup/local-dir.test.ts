@@ -4,11 +4,11 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { chmod, copyFile, mkdir, readdir, rm, stat, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 import { ObjectNotFoundError } from '../../src/backup/store/object-store.js';
-import { writeNewFileDirect } from '../../src/backup/store/direct-write.js';
+import { writeNewFileDirect } from '../../src/util/direct-write.js';
 import { LocalDirStore, LocalStoreError } from '../../src/backup/store/local-dir.js';
 import { collect, MiB, tempDir } from './helpers.js';
 
@@ -144,12 +144,14 @@ describe('LocalDirStore', () => {
     const mod = join(dir, 'mod');
     await mkdir(mod, { mode: 0o755 });
     await writeFile(join(mod, 'package.json'), '{"type":"module"}\n', { mode: 0o644 });
-    for (const f of ['local-dir.js', 'object-store.js', 'direct-write.js']) {
-      await copyFile(fileURLToPath(new URL(`../../src/backup/store/${f}`, import.meta.url)), join(mod, f));
+    // The same layout below mod as below dist/src, so relative imports resolve.
+    for (const f of ['backup/store/local-dir.js', 'backup/store/object-store.js', 'util/direct-write.js']) {
+      await mkdir(dirname(join(mod, f)), { recursive: true, mode: 0o755 });
+      await copyFile(fileURLToPath(new URL(`../../src/${f}`, import.meta.url)), join(mod, f));
       await chmod(join(mod, f), 0o644);
     }
     const check = `
-      import { LocalDirStore } from ${JSON.stringify(pathToFileURL(join(mod, 'local-dir.js')).href)};
+      import { LocalDirStore } from ${JSON.stringify(pathToFileURL(join(mod, 'backup/store/local-dir.js')).href)};
       try { await new LocalDirStore(${JSON.stringify(locked)}).put('manifests/x', new Uint8Array(1)); console.log('stored'); }
       catch (e) { console.log(e.name, e.code, e.message); }`;
     // root ignores permissions: run the put as nobody.

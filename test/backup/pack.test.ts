@@ -33,8 +33,8 @@ class FailingPacks implements ObjectStore {
   get(key: string): Promise<Uint8Array> {
     return this.inner.get(key);
   }
-  getRange(key: string, range: ByteRange): Promise<Uint8Array> {
-    return this.inner.getRange(key, range);
+  getRange(key: string, range: ByteRange, opts?: { into?: Uint8Array }): Promise<Uint8Array> {
+    return this.inner.getRange(key, range, opts);
   }
   has(key: string): Promise<boolean> {
     return this.inner.has(key);

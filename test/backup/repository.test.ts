@@ -215,3 +215,76 @@ describe('backup repository: keys', () => {
     }
   });
 });
+
+describe('backup repository: chunk buffers', () => {
+  let cleanup: () => Promise<void>;
+  let repo: Repository;
+
+  before(async () => {
+    let dir: string;
+    ({ dir, cleanup } = await tempDir());
+    ({ repo } = await newRepo(dir));
+  });
+  after(async () => {
+    await repo.close();
+    await cleanup();
+  });
+
+  it('keeps chunks in slab slots from read to pack and back, and frees every slot', async () => {
+    const data = Buffer.concat([randomBytes(20 * MiB), Buffer.alloc(MiB), randomBytes(11 * MiB) /* one shorter tail chunk */, randomBytes(MiB / 2)]);
+    const cs = repo.chunkSize;
+    const idle = repo.idleChunkBuffers;
+    const w = await repo.writer({ backupId: 'slab', volumeId: 'vol-slab', volumeSize: data.length });
+    for (let off = 0; off < data.length; off += cs) {
+      const len = Math.min(cs, data.length - off);
+      const buf = w.chunkBuffer(len);
+      assert.ok(buf.buffer instanceof SharedArrayBuffer, 'a slab slot');
+      buf.set(data.subarray(off, off + len));
+      await w.writeChunk(off, buf, { transfer: true });
+    }
+    await w.commit();
+    assert.equal(repo.idleChunkBuffers, idle, 'every slot came back after the packs were stored');
+    // Owned: the consumer frees each chunk itself, some only after later ones were read.
+    const out = Buffer.alloc(data.length);
+    const held: Uint8Array[] = [];
+    for await (const e of repo.reader('slab', { owned: true })) {
+      if (!e.data) continue;
+      out.set(e.data, e.offset);
+      held.push(e.data);
+      if (held.length > 4) repo.recycle(held.shift()!);
+    }
+    for (const h of held) repo.recycle(h);
+    assert.ok(out.equals(data), 'owned read: restored bytes differ');
+    assert.equal(repo.idleChunkBuffers, idle);
+    // Lent (the default), and a reader stopped half-way: the reader frees what it lent and fetched ahead.
+    assert.ok((await restore(repo, 'slab')).equals(data), 'lent read: restored bytes differ');
+    for await (const e of repo.reader('slab')) if (e.offset >= 10 * MiB) break;
+    await new Promise((r) => setTimeout(r, 100)); // chunks fetched ahead are freed as they land
+    assert.equal(repo.idleChunkBuffers, idle, 'no slot leaked');
+  });
+});
+
+describe('backup repository: chunk id algorithms', () => {
+  it('new repositories use BLAKE3 keyed ids; one made with HMAC-SHA256 ids still backs up, dedups, verifies and restores', async () => {
+    const { dir, cleanup } = await tempDir();
+    try {
+      const img = sparseImage64();
+      for (const [name, chunkId] of [['b3', undefined], ['hmac', 'hmac-sha256']] as const) {
+        const { repo, store } = await newRepo(join(dir, name), chunkId ? { chunkId } : {});
+        try {
+          const config = JSON.parse(Buffer.from(await store.get('config')).toString('utf8')) as { encryption: { chunkId: string } };
+          assert.equal(config.encryption.chunkId, chunkId ?? 'blake3-keyed');
+          await backupImage(repo, img, { backupId: 'one' });
+          const again = await backupImage(repo, img, { backupId: 'two' }, 'vol-2');
+          assert.equal(again.stats.newChunks, 0, `${name}: the same bytes dedup`);
+          assert.deepEqual((await repo.verify()).damaged, [], `${name}: verify recomputes every id`);
+          assert.ok((await restore(repo, 'two')).equals(img));
+        } finally {
+          await repo.close();
+        }
+      }
+    } finally {
+      await cleanup();
+    }
+  });
+});

@@ -62,7 +62,7 @@ describe('S3ObjectStore on Swift s3api', { skip: unavailable ? `Swift is not ins
   it('describes itself without the secret', () => {
     assert.match(store.describe, /^s3:\/\/bulwark-test\/repo-a\/ at http:\/\/127\.0\.0\.1:\d+$/);
     assert.ok(!store.describe.includes(swift!.secretAccessKey));
-    assert.deepEqual(store.capabilities, { atomicPut: true, conditionalPut: false });
+    assert.deepEqual(store.capabilities, { atomicPut: true, conditionalPut: false, readInto: false });
   });
 
   it('createBucketIfMissing is idempotent', async () => {

@@ -7,6 +7,7 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { supportsDirectIo } from '../../src/util/direct-write.js';
 import { promisify } from 'node:util';
 import { JobFailedError, blockCommit, blockdevMirror, completeReadyJob, queryJobs } from '../../src/drivers/qmp/commands.js';
 import { QmpError } from '../../src/drivers/qmp/connection.js';
@@ -131,6 +132,21 @@ describe('qemu-storage-daemon driver (real QSD)', { timeout: 120_000 }, () => {
     assert.deepEqual(await addExport(qmp, { exportId: 'vol1', layerId: 'lbase', name: 'vol1', writable: true }), { added: false });
     await qemuIo(uri('vol1'), 'write -P 0xab 0 1M');
     assertBytes(await readExport('vol1'), image(SIZE, [0xab, 0, MiB]), 'vol1 after first write');
+  });
+
+  it('opens a layer past the host page cache (cache.direct, native AIO) when asked; data round-trips', async () => {
+    const qmp = daemon.qmp;
+    assert.equal(await supportsDirectIo(join(dir, 'layers')), true, 'ext4 takes O_DIRECT');
+    await createLayerImage(qmp, { path: layer('ldirect'), sizeBytes: SIZE });
+    await openLayer(qmp, { layerId: 'ldirect', path: layer('ldirect'), backingLayerId: null, directIo: true });
+    const nodes = await qmp.execute<Array<{ 'node-name': string; cache: { direct: boolean } }>>('query-named-block-nodes');
+    assert.equal(nodes.find((n) => n['node-name'] === 'ldirect-f')?.cache.direct, true);
+    assert.equal(nodes.find((n) => n['node-name'] === 'lbase-f')?.cache.direct, false, 'the default stays buffered');
+    await addExport(qmp, { exportId: 'vdirect', layerId: 'ldirect', name: 'vdirect', writable: true });
+    await qemuIo(uri('vdirect'), 'write -P 0x5a 4096 1M');
+    assertBytes(await readExport('vdirect'), image(SIZE, [0x5a, 4096, MiB]), 'direct layer');
+    await removeExport(qmp, 'vdirect');
+    await closeLayer(qmp, 'ldirect');
   });
 
   it('snapshots through one transaction: the export follows the overlay, the old layer keeps the old bytes', async () => {

@@ -8,6 +8,7 @@
 //   AAD         = "bulwark.<kind>.v1" | 0 | object name
 // Binding the id (or the name) into the AAD is what makes a swapped object fail
 // authentication; binding the header makes a flipped compression flag fail too.
+import { Blake3Hasher } from '@napi-rs/blake-hash';
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { gcmOpen, gcmSealInto } from './aead.js';
 import { AuthError } from './errors.js';
@@ -31,27 +32,57 @@ export function chunkKey(id: string): string {
   return `chunks/${id}`;
 }
 
-/** HMAC-SHA256 under the id key: equal plaintexts dedup, yet ids reveal no content hash. */
-export function computeChunkId(idKey: Uint8Array, plaintext: Uint8Array): string {
-  return createHmac('sha256', idKey).update(plaintext).digest('hex');
+/**
+ * How a repository turns plaintext into chunk ids (its config says which):
+ * a keyed PRF, so equal plaintexts dedup, yet ids reveal no content hash.
+ * BLAKE3 in keyed mode is the default for new repositories: 0.17 ms/MiB here
+ * against 0.59 for HMAC-SHA256 (SHA-NI), on the path of every byte backed up.
+ */
+export type ChunkIdAlgorithm = 'hmac-sha256' | 'blake3-keyed';
+
+export interface ChunkIdKey {
+  readonly key: Uint8Array;
+  readonly algorithm: ChunkIdAlgorithm;
+}
+
+/** The chunk id of `plaintext`; a bare key means HMAC-SHA256 (repositories made before BLAKE3). */
+export function computeChunkId(idKey: Uint8Array | ChunkIdKey, plaintext: Uint8Array): string {
+  const { key, algorithm } = idKey instanceof Uint8Array ? { key: idKey, algorithm: 'hmac-sha256' as const } : idKey;
+  if (algorithm === 'blake3-keyed') return Blake3Hasher.newKeyed(Buffer.from(key.buffer, key.byteOffset, key.byteLength)).update(asBuffer(plaintext)).digest('hex');
+  return createHmac('sha256', key).update(plaintext).digest('hex');
+}
+
+function asBuffer(u8: Uint8Array): Buffer {
+  return Buffer.isBuffer(u8) ? u8 : Buffer.from(u8.buffer, u8.byteOffset, u8.byteLength);
 }
 
 function chunkAad(id: string, version: number, compression: number): Buffer {
   return Buffer.concat([Buffer.from('bulwark.chunk.v1\0'), Buffer.from([version, compression]), Buffer.from(id, 'hex')]);
 }
 
+/** The most a sealed chunk object adds to its plaintext. */
+export const CHUNK_SEAL_OVERHEAD = CHUNK_OVERHEAD;
+
 export function sealChunk(encKey: Uint8Array, id: string, plaintext: Uint8Array, level: number): Uint8Array {
+  // Its own ArrayBuffer (transferable back to the main thread), not zero-filled: every byte is written.
+  const out = new Uint8Array(Buffer.allocUnsafeSlow(CHUNK_OVERHEAD + plaintext.length).buffer);
+  const n = sealChunkInto(encKey, id, plaintext, level, out);
+  return n === out.length ? out : out.slice(0, n); // compressed: a buffer of its own size
+}
+
+/** Seals into `out` (at least plaintext.length + CHUNK_SEAL_OVERHEAD bytes); returns the sealed length. */
+export function sealChunkInto(encKey: Uint8Array, id: string, plaintext: Uint8Array, level: number, out: Uint8Array): number {
+  if (out.length < CHUNK_OVERHEAD + plaintext.length) throw new RangeError('sealed chunk buffer too small');
   const packed = zstdCompress(plaintext, level); // a scratch view: encrypted right away
   const compression = packed ? COMPRESSION_ZSTD : COMPRESSION_NONE;
   const body = packed ?? plaintext;
-  // Its own ArrayBuffer (transferable back to the main thread), not zero-filled: every byte is written below.
-  const out = new Uint8Array(Buffer.allocUnsafeSlow(CHUNK_OVERHEAD + body.length).buffer);
   const nonce = randomBytes(NONCE);
   out[0] = CHUNK_VERSION;
   out[1] = compression;
   out.set(nonce, CHUNK_HEADER);
-  gcmSealInto(encKey, nonce, chunkAad(id, CHUNK_VERSION, compression), body, out.subarray(CHUNK_HEADER + NONCE));
-  return out;
+  const length = CHUNK_OVERHEAD + body.length;
+  gcmSealInto(encKey, nonce, chunkAad(id, CHUNK_VERSION, compression), body, out.subarray(CHUNK_HEADER + NONCE, length));
+  return length;
 }
 
 /**
@@ -64,17 +95,18 @@ export function sealChunk(encKey: Uint8Array, id: string, plaintext: Uint8Array,
  * that sealed the wrong bytes under an id. Restores skip it (a third of their
  * CPU), verify keeps it.
  */
-export function openChunk(encKey: Uint8Array, idKey: Uint8Array, id: string, sealed: Uint8Array, maxSize: number, checkId = true): Uint8Array {
+export function openChunk(encKey: Uint8Array, idKey: Uint8Array | ChunkIdKey, id: string, sealed: Uint8Array, maxSize: number, checkId = true, into?: Uint8Array): Uint8Array {
   const key = chunkKey(id);
   if (sealed.length < CHUNK_OVERHEAD) throw new AuthError(key, 'object too short');
   const version = sealed[0]!;
   const compression = sealed[1]!;
   if (version !== CHUNK_VERSION) throw new AuthError(key, `unknown chunk version ${version}`);
-  const body = decrypt(encKey, sealed.subarray(CHUNK_HEADER), chunkAad(id, version, compression), key);
+  // Uncompressed chunks decrypt straight into `into`; compressed ones decrypt to a scratch frame first.
+  const body = decrypt(encKey, sealed.subarray(CHUNK_HEADER), chunkAad(id, version, compression), key, compression === COMPRESSION_NONE ? into : undefined);
   let plain: Uint8Array;
   if (compression === COMPRESSION_ZSTD) {
     try {
-      plain = zstdDecompress(body, maxSize);
+      plain = zstdDecompress(body, maxSize, into);
     } catch (err) {
       throw new AuthError(key, `authenticated but undecodable (${err instanceof Error ? err.message : String(err)})`);
     }
@@ -89,12 +121,13 @@ export function openChunk(encKey: Uint8Array, idKey: Uint8Array, id: string, sea
   return plain;
 }
 
-function decrypt(encKey: Uint8Array, nonceCtTag: Uint8Array, aad: Uint8Array, key: string): Uint8Array {
+function decrypt(encKey: Uint8Array, nonceCtTag: Uint8Array, aad: Uint8Array, key: string, into?: Uint8Array): Uint8Array {
   if (nonceCtTag.length < NONCE + TAG) throw new AuthError(key, 'object too short');
   const nonce = nonceCtTag.subarray(0, NONCE);
   const ct = nonceCtTag.subarray(NONCE, nonceCtTag.length - TAG);
   const tag = nonceCtTag.subarray(nonceCtTag.length - TAG);
-  const out = gcmOpen(encKey, nonce, aad, ct, tag);
+  if (into && into.length < ct.length) throw new AuthError(key, `holds ${ct.length} bytes, more than a chunk`);
+  const out = gcmOpen(encKey, nonce, aad, ct, tag, into);
   if (!out) throw new AuthError(key, 'tag mismatch (damaged, tampered with or swapped)');
   return out;
 }

@@ -5,6 +5,7 @@
 // (say, to a different chunk size) without the edit being detected on open.
 import { createHmac, randomBytes, randomUUID, timingSafeEqual } from 'node:crypto';
 import { z } from 'zod';
+import type { ChunkIdAlgorithm } from './chunk-format.js';
 import { AuthError, RepositoryFormatError, WrongKeyError } from './errors.js';
 import {
   deriveKek,
@@ -43,7 +44,7 @@ const ConfigSchema = z.object({
   createdAt: z.string(),
   chunker: z.object({ kind: z.literal('fixed'), size: z.number().int() }),
   compression: z.object({ algorithm: z.literal('zstd'), level: z.number().int().min(-7).max(22) }),
-  encryption: z.object({ cipher: z.literal('aes-256-gcm'), chunkId: z.literal('hmac-sha256'), keyDerivation: z.literal('hkdf-sha256') }),
+  encryption: z.object({ cipher: z.literal('aes-256-gcm'), chunkId: z.enum(['hmac-sha256', 'blake3-keyed']), keyDerivation: z.literal('hkdf-sha256') }),
   keySlots: z.array(KeySlotSchema).min(1),
   mac: b64,
 });
@@ -104,6 +105,7 @@ export async function makeSlot(repositoryId: string, master: Uint8Array, secret:
 export interface NewConfigParams {
   readonly chunkSize: number;
   readonly compressionLevel: number;
+  readonly chunkId: ChunkIdAlgorithm;
   readonly scrypt: ScryptParams;
 }
 
@@ -117,7 +119,7 @@ export async function createConfig(secret: RepositorySecret, params: NewConfigPa
     createdAt: new Date().toISOString(),
     chunker: { kind: 'fixed', size: params.chunkSize },
     compression: { algorithm: 'zstd', level: params.compressionLevel },
-    encryption: { cipher: 'aes-256-gcm', chunkId: 'hmac-sha256', keyDerivation: 'hkdf-sha256' },
+    encryption: { cipher: 'aes-256-gcm', chunkId: params.chunkId, keyDerivation: 'hkdf-sha256' },
   } as const;
   const keys = deriveKeys(master, base.repositoryId);
   const slot = await makeSlot(base.repositoryId, master, secret, params.scrypt);

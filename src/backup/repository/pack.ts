@@ -142,6 +142,7 @@ export class PackWriter {
     try {
       await this.ctx.storeSlots.run(() => this.ctx.store.put(packKey(packId), bytes));
       this.packsStored++;
+      for (const b of bytes) this.ctx.codec.release(b); // stored: the chunks' slots are free again
       this.onStored(
         packId,
         entries.map((e) => [e.id, { pack: packId, offset: e.offset, length: e.length }] as const),

@@ -23,9 +23,18 @@ async function fetchSealed(ctx: RepoContext, id: string): Promise<Uint8Array> {
     const loc = ctx.known.locate(id) ?? (await ctx.known.locateSlow(ctx, id));
     if (!loc) throw new ChunkMissingError(id);
     try {
-      const sealed = await ctx.storeSlots.run(() => ctx.store.getRange(packKey(loc.pack), { offset: loc.offset, length: loc.length }));
-      // A short read is a truncated pack: the chunk is damaged, not absent.
-      if (sealed.length !== loc.length) throw new AuthError(chunkKey(id), `pack ${loc.pack} is truncated`);
+      // Read into a slab slot when the store can: the worker opens it from there.
+      const into = ctx.store.capabilities.readInto ? ctx.codec.slab.take(loc.length) : null;
+      let sealed: Uint8Array;
+      try {
+        sealed = await ctx.storeSlots.run(() => ctx.store.getRange(packKey(loc.pack), { offset: loc.offset, length: loc.length }, into ? { into } : {}));
+        // A short read is a truncated pack: the chunk is damaged, not absent.
+        if (sealed.length !== loc.length) throw new AuthError(chunkKey(id), `pack ${loc.pack} is truncated`);
+      } catch (err) {
+        ctx.codec.release(into);
+        throw err;
+      }
+      if (into && sealed.buffer !== into.buffer) ctx.codec.release(into); // the store read elsewhere
       return sealed;
     } catch (err) {
       if (!(err instanceof ObjectNotFoundError)) throw err;
@@ -47,7 +56,13 @@ interface Pending {
   readonly data: Promise<Uint8Array> | null;
 }
 
-export async function* readExtents(ctx: RepoContext, m: BackupManifest): AsyncGenerator<Extent> {
+/**
+ * The backup's extents in volume order. Data chunks may live in slots of the
+ * codec's slab: by default an extent's data is valid until the next one is
+ * asked for (it is then freed); with `owned` the consumer keeps each and
+ * frees it with codec.release() (Repository.recycle) when it is done.
+ */
+export async function* readExtents(ctx: RepoContext, m: BackupManifest, opts: { readonly owned?: boolean } = {}): AsyncGenerator<Extent> {
   const t = m.table;
   const cs = m.chunkSize;
   const window = ctx.options.readAhead;
@@ -67,8 +82,9 @@ export async function* readExtents(ctx: RepoContext, m: BackupManifest): AsyncGe
       const id = t.idAt(i);
       const length = t.slotLength(i);
       const data = fetchChunk(ctx, id, false).then((d) => {
-        if (d.length !== length) throw new AuthError(chunkKey(id), `holds ${d.length} bytes where the manifest expects ${length}`);
-        return d;
+        if (d.length === length) return d;
+        ctx.codec.release(d);
+        throw new AuthError(chunkKey(id), `holds ${d.length} bytes where the manifest expects ${length}`);
       });
       data.catch(() => undefined); // observed when dequeued; not an unhandled rejection if the consumer stops early
       queue.push({ offset: i * cs, length, data });
@@ -76,17 +92,27 @@ export async function* readExtents(ctx: RepoContext, m: BackupManifest): AsyncGe
       next++;
     }
   };
-  fill();
-  while (queue.length > 0) {
-    const e = queue.shift()!;
-    if (e.data === null) {
-      fill();
-      yield { offset: e.offset, length: e.length, data: null };
-      continue;
-    }
-    const data = await e.data;
-    fetching--;
+  let lent: Uint8Array | null = null;
+  try {
     fill();
-    yield { offset: e.offset, length: e.length, data };
+    while (queue.length > 0) {
+      const e = queue.shift()!;
+      if (e.data === null) {
+        fill();
+        yield { offset: e.offset, length: e.length, data: null };
+        continue;
+      }
+      const data = await e.data;
+      fetching--;
+      fill();
+      if (!opts.owned) lent = data;
+      yield { offset: e.offset, length: e.length, data };
+      ctx.codec.release(lent); // the consumer asked for more: it is done with the last one
+      lent = null;
+    }
+  } finally {
+    // An early stop (break, error): free what was lent and what was fetched ahead.
+    ctx.codec.release(lent);
+    for (const p of queue) p.data?.then((d) => ctx.codec.release(d), () => undefined);
   }
 }

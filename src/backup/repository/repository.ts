@@ -12,6 +12,7 @@ import { KnownChunks } from './known.js';
 import { MANIFEST_PREFIX, manifestKey, openManifest, summaryOf, validateBackupId, type BackupManifest, type BackupSummary } from './manifest.js';
 import { readExtents, type Extent } from './reader.js';
 import { Semaphore } from './semaphore.js';
+import type { ChunkIdAlgorithm } from './chunk-format.js';
 import { verifyBackups, type VerifyReport } from './verify.js';
 import { openWriter, type BackupMeta, type BackupWriter } from './writer.js';
 
@@ -20,6 +21,8 @@ export interface RepositoryInitOptions extends RepositoryOptions {
   readonly chunkSize?: number;
   /** zstd level for new chunks. Default 1 (see ADR 0005 for the measurements). */
   readonly compressionLevel?: number;
+  /** How chunk ids are computed. Default BLAKE3 keyed (ADR 0005); 'hmac-sha256' is what format 2 repositories before it use. */
+  readonly chunkId?: ChunkIdAlgorithm;
   /** scrypt cost of the first key slot. Default N=2^17, r=8, p=1. */
   readonly scrypt?: Partial<ScryptParams>;
 }
@@ -66,6 +69,7 @@ export class Repository {
     const { config, master } = await createConfig(secret, {
       chunkSize: opts.chunkSize ?? MiB,
       compressionLevel: opts.compressionLevel ?? 1,
+      chunkId: opts.chunkId ?? 'blake3-keyed',
       scrypt: { ...DEFAULT_SCRYPT, ...opts.scrypt },
     });
     // The key is derived again by open(): zero this copy now.
@@ -90,7 +94,7 @@ export class Repository {
       store,
       config,
       keys,
-      codec: new ChunkCodec(keys, config.chunker.size, config.compression.level, options.workers),
+      codec: new ChunkCodec(keys, config.encryption.chunkId, config.chunker.size, config.compression.level, options.workers),
       storeSlots: new Semaphore(options.inFlight),
       known: new KnownChunks(),
       options,
@@ -137,10 +141,25 @@ export class Repository {
   }
 
   /** The volume's extents in order; every data extent authenticated before it is yielded. */
-  async *reader(backupId: string): AsyncGenerator<Extent> {
+  /** Chunk buffers idle in the pool, ready for the next read (a gauge for tests and metrics). */
+  get idleChunkBuffers(): number {
+    return this.ctx.codec.slab.idle;
+  }
+
+  /** Gives the buffer of an extent's data back for reuse, once the caller is done with it. */
+  recycle(data: Uint8Array): void {
+    this.ctx.codec.release(data);
+  }
+
+  /**
+   * The backup's extents in volume order, every chunk authenticated. An
+   * extent's data is valid until the next one is asked for; with `owned` the
+   * caller keeps each and gives it back with recycle() when done with it.
+   */
+  async *reader(backupId: string, opts: { readonly owned?: boolean } = {}): AsyncGenerator<Extent> {
     const m = await this.readManifest(backupId);
     await this.ctx.known.update(this.ctx);
-    yield* readExtents(this.ctx, m);
+    yield* readExtents(this.ctx, m, opts);
   }
 
   /** Re-reads and authenticates every chunk the given backups (default: all) need. */

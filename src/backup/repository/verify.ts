@@ -60,7 +60,7 @@ export async function verifyBackups(
   const damaged: DamagedChunk[] = [];
   await forEachLimit(needed, ctx.options.inFlight, async (chunkId) => {
     try {
-      await fetchChunk(ctx, chunkId);
+      ctx.codec.release(await fetchChunk(ctx, chunkId)); // authenticated: the bytes themselves are not needed
     } catch (err) {
       const backups = [...(users.get(chunkId) ?? [])].sort();
       if (err instanceof ChunkMissingError) damaged.push({ chunkId, problem: 'missing', detail: err.message, backups });

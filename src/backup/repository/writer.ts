@@ -18,7 +18,6 @@ import { PACK_PREFIX, PackWriter, packKey } from './pack.js';
 import { listGcRecords, WriterLock, type GcRecord } from './locks.js';
 import { manifestKey, sealManifest, validateBackupId, type BackupManifest, type BackupStats } from './manifest.js';
 import { Semaphore } from './semaphore.js';
-import { owned } from './worker-pool.js';
 
 export interface BackupMeta {
   /** Caller-chosen (Cinder's backup id): letters, digits, '_' and '-'. */
@@ -123,7 +122,7 @@ export class BackupWriter {
    * chunkSize bytes, or what is left of the volume). The bytes are copied on
    * admission; the caller may reuse its buffer once this resolves. With
    * `transfer` the writer takes the buffer instead (no copy when it owns its
-   * whole ArrayBuffer, which is then detached): the caller must not touch it again.
+   * whole ArrayBuffer, or is a chunkBuffer(), which is then detached): the caller must not touch it again.
    */
   async writeChunk(offset: number, data: Uint8Array, opts?: { readonly transfer?: boolean }): Promise<void> {
     this.assertOpen();
@@ -136,7 +135,7 @@ export class BackupWriter {
       this.budget.release(cost);
       throw this.failure.error;
     }
-    const copy = opts?.transfer ? owned(data) : new Uint8Array(data); // a copy: Buffer#slice is a view
+    const copy = opts?.transfer ? data : this.ctx.codec.copy(data); // a copy: Buffer#slice is a view
     this.counters.writtenSlots++;
     this.counters.bytesWritten += data.length;
     const task: Promise<void> = this.process(i, copy)
@@ -148,6 +147,12 @@ export class BackupWriter {
         this.inflight.delete(task);
       });
     this.inflight.add(task);
+  }
+
+  /** A pooled buffer to read the next chunk (`length` bytes) into; hand it to writeChunk with `transfer`. */
+  chunkBuffer(length: number): Uint8Array {
+    if (!Number.isSafeInteger(length) || length <= 0 || length > this.chunkSize) throw new RangeError(`chunk buffer of ${length} bytes (chunk size ${this.chunkSize})`);
+    return this.ctx.codec.chunkBuffer(length);
   }
 
   /** Marks chunk-aligned slots as zeros: nothing is stored for them. */
@@ -241,14 +246,16 @@ export class BackupWriter {
         return;
       }
       if (await this.admit(i, r.id)) await this.append(r.id, r.length, r.sealed);
+      else this.ctx.codec.release(r.sealed); // already stored: its sealed copy is not needed
       return;
     }
     const h = await this.ctx.codec.hash(copy);
-    if (h.zero) {
-      this.table.setZero(i);
+    if (h.zero || !(await this.admit(i, h.id))) {
+      this.ctx.codec.release(h.data);
+      if (h.zero) this.table.setZero(i);
       return;
     }
-    if (await this.admit(i, h.id)) await this.append(h.id, h.data.length, await this.ctx.codec.seal(h.id, h.data));
+    await this.append(h.id, h.data.length, await this.ctx.codec.seal(h.id, h.data));
   }
 
   /** Records the slot; true when the chunk must be stored (the index answers without a store request). */
@@ -272,7 +279,7 @@ export class BackupWriter {
   private async authentic(id: string, loc: ChunkLocation): Promise<boolean> {
     try {
       const sealed = await this.ctx.storeSlots.run(() => this.ctx.store.getRange(packKey(loc.pack), { offset: loc.offset, length: loc.length }));
-      await this.ctx.codec.open(id, sealed);
+      this.ctx.codec.release(await this.ctx.codec.open(id, sealed));
       return true;
     } catch {
       return false; // damaged or gone: store the chunk again

@@ -54,10 +54,15 @@ function looksIncompressible(data: Uint8Array, level: number): boolean {
   return true;
 }
 
-/** Decompresses into at most maxSize bytes; throws if the frame is larger or malformed. */
-export function zstdDecompress(frame: Uint8Array, maxSize: number): Uint8Array {
+/**
+ * Decompresses into at most maxSize bytes; throws if the frame is larger or
+ * malformed. With `into` (at least maxSize bytes) the result is a view of it:
+ * no allocation and no zero-fill per chunk.
+ */
+export function zstdDecompress(frame: Uint8Array, maxSize: number, into?: Uint8Array): Uint8Array {
   dctx ??= new zstd.DCtx();
-  const dst = new Uint8Array(maxSize);
+  if (into && into.length < maxSize) throw new RangeError('zstd output buffer is shorter than the chunk size');
+  const dst = into ? into.subarray(0, maxSize) : new Uint8Array(maxSize);
   const n = dctx.decompress(dst, frame);
   return dst.subarray(0, n);
 }

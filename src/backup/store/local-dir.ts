@@ -8,7 +8,7 @@
 import { randomBytes } from 'node:crypto';
 import { mkdir, open, readdir, readFile, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { dirname, join, relative, sep } from 'node:path';
-import { DIRECT_MAX, DirectUnsupported, writeNewFileDirect } from './direct-write.js';
+import { DIRECT_MAX, DirectUnsupported, writeNewFileDirect } from '../../util/direct-write.js';
 import { ObjectNotFoundError, type ByteRange, type ObjectStore, type ObjectStoreCapabilities } from './object-store.js';
 
 /** A filesystem condition that retrying will not fix: no space, or no permission. */
@@ -42,7 +42,7 @@ function errnoOf(err: unknown): string | undefined {
 }
 
 export class LocalDirStore implements ObjectStore {
-  readonly capabilities: ObjectStoreCapabilities = { atomicPut: true, conditionalPut: false };
+  readonly capabilities: ObjectStoreCapabilities = { atomicPut: true, conditionalPut: false, readInto: true };
   readonly describe: string;
   // Directories known to exist, so a put does not mkdir on every call.
   private readonly knownDirs = new Set<string>();
@@ -142,7 +142,7 @@ export class LocalDirStore implements ObjectStore {
     }
   }
 
-  async getRange(key: string, range: ByteRange): Promise<Uint8Array> {
+  async getRange(key: string, range: ByteRange, opts?: { into?: Uint8Array }): Promise<Uint8Array> {
     const path = this.pathOf(key);
     try {
       return await this.withHandle(path, async (fh) => {
@@ -156,7 +156,8 @@ export class LocalDirStore implements ObjectStore {
           offset = range.offset;
           length = range.length;
         }
-        const buf = Buffer.allocUnsafe(length);
+        const into = opts?.into;
+        const buf = into && into.length >= length ? Buffer.from(into.buffer, into.byteOffset, length) : Buffer.allocUnsafe(length);
         let got = 0;
         while (got < length) {
           const { bytesRead } = await fh.read(buf, got, length - got, offset + got);

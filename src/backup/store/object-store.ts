@@ -13,6 +13,8 @@ export interface ObjectStoreCapabilities {
   readonly atomicPut: boolean;
   /** Whether `put` with ifAbsent is enforced by the store itself. */
   readonly conditionalPut: boolean;
+  /** Whether getRange honours `into` (reads into the caller's buffer). */
+  readonly readInto: boolean;
 }
 
 /** A byte range of an object: `length` bytes from `offset`, or its last `suffix` bytes. */
@@ -30,7 +32,11 @@ export interface ObjectStore {
    * Part of an object (pack files are read a chunk at a time). A range past the
    * end yields the bytes that exist, possibly none. Throws ObjectNotFoundError when absent.
    */
-  getRange(key: string, range: ByteRange, opts?: { signal?: AbortSignal }): Promise<Uint8Array>;
+  /**
+   * `into` (at least the range's length): a buffer the store may read an
+   * offset range into, returning a view of it; a store that cannot returns its own.
+   */
+  getRange(key: string, range: ByteRange, opts?: { signal?: AbortSignal; into?: Uint8Array }): Promise<Uint8Array>;
   has(key: string): Promise<boolean>;
   /** Keys under prefix, in no particular order. */
   list(prefix: string): AsyncIterable<string>;

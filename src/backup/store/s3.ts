@@ -85,7 +85,7 @@ function safeEndpoint(endpoint: string): string {
 
 export class S3ObjectStore implements ObjectStore {
   // S3 PUT replaces an object all at once; Swift's s3api ignores If-None-Match on PUT.
-  readonly capabilities: ObjectStoreCapabilities = { atomicPut: true, conditionalPut: false };
+  readonly capabilities: ObjectStoreCapabilities = { atomicPut: true, conditionalPut: false, readInto: false };
   readonly describe: string;
   private readonly client: S3Client;
   private readonly bucket: string;

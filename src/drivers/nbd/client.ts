@@ -4,24 +4,10 @@ import { connect, type Socket } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import {
   CMD_BLOCK_STATUS, CMD_DISC, CMD_FLAG_FUA, CMD_FLUSH, CMD_READ, CMD_WRITE, FLAG_FIXED_NEWSTYLE, FLAG_NO_ZEROES, INFO_EXPORT, IHAVEOPT, NBDMAGIC,
-  NbdError, OPTION_REPLY_MAGIC, OPT_STARTTLS, OPT_STRUCTURED_REPLY, REPLY_FLAG_DONE, REPLY_TYPE_BLOCK_STATUS, REPLY_TYPE_ERROR, REPLY_TYPE_ERROR_OFFSET,
-  REPLY_TYPE_OFFSET_DATA, REPLY_TYPE_OFFSET_HOLE, REP_ACK, REP_FLAG_ERROR, REP_INFO, REP_META_CONTEXT, SIMPLE_REPLY_MAGIC, STRUCTURED_REPLY_MAGIC,
+  NbdError, OPTION_REPLY_MAGIC, OPT_STARTTLS, OPT_STRUCTURED_REPLY, REP_ACK, REP_FLAG_ERROR, REP_INFO, REP_META_CONTEXT,
   TRANSMISSION_FLAG_READ_ONLY, encodeGo, encodeOption, encodeRequest, encodeSetMetaContext, type Extent,
 } from './protocol.js';
-
-interface Pending {
-  /** Bytes a simple read reply carries; structured reads fill `buffer` instead. */
-  readonly readLength: number;
-  /** Read target for structured replies (chunks may arrive in any order). */
-  readonly buffer?: Buffer;
-  /** Offset of the request, to place structured read chunks. */
-  readonly offset: number;
-  /** Block-status extents per context id. */
-  readonly extents?: Map<number, Extent[]>;
-  error?: NbdError;
-  resolve(data: Buffer): void;
-  reject(err: Error): void;
-}
+import { ReplyParser, type PendingReply } from './reply-parser.js';
 
 export interface ConnectOptions {
   /** Metadata contexts to negotiate for block status (e.g. base:allocation,
@@ -37,7 +23,7 @@ async function readOptionReply(reader: ByteReader): Promise<{ type: number; data
   return { type, data: len > 0 ? await reader.read(len) : Buffer.alloc(0) };
 }
 
-/** Buffers socket data and hands out exact byte counts, in order. */
+/** Buffers socket data during the handshake and hands out exact byte counts, in order. */
 class ByteReader {
   private chunks: Buffer[] = [];
   private size = 0;
@@ -64,10 +50,14 @@ class ByteReader {
     });
   }
 
-  /** Hands out exactly `n` bytes: a view of the first buffer when it holds them
-   *  (the common case for headers), else one copy of just those bytes. Never
-   *  concatenates the whole backlog: with several 1 MiB replies buffered that
-   *  made every 4-byte header read cost megabytes of copying. */
+  /** Whatever arrived past the handshake (normally nothing: the server speaks when asked). */
+  takeRest(): Buffer {
+    const rest = Buffer.concat(this.chunks);
+    this.chunks = [];
+    this.size = 0;
+    return rest;
+  }
+
   private drain(): void {
     if (!this.waiter || this.size < this.waiter.n) return;
     const { n, resolve } = this.waiter;
@@ -95,18 +85,63 @@ class ByteReader {
   }
 }
 
+/**
+ * Everything the socket delivers: handshake bytes to the ByteReader, then
+ * (once an export is selected) replies to the ReplyParser, which also picks
+ * where each socket read lands when the socket reads through `onread`.
+ */
+class Inbound {
+  readonly reader = new ByteReader();
+  private parser: ReplyParser | null = null;
+  private readonly staging = Buffer.allocUnsafe(16 * 1024);
+  failure: Error | null = null;
+
+  nextBuffer(): Buffer {
+    return this.parser ? this.parser.nextBuffer() : this.staging;
+  }
+
+  /** onread's callback: `n` bytes landed in `buf`; true keeps the socket reading. */
+  landed(buf: Uint8Array, n: number): boolean {
+    if (this.parser) this.parser.landed(buf, n);
+    else this.reader.push(Buffer.from(buf.subarray(0, n))); // a copy: `buf` is reused by the next read
+    return true;
+  }
+
+  /** A 'data' event's chunk (TLS sockets, which have no onread). */
+  data(chunk: Buffer): void {
+    if (this.parser) this.parser.feed(chunk);
+    else this.reader.push(chunk);
+  }
+
+  startTransmission(parser: ReplyParser): void {
+    this.parser = parser;
+    const rest = this.reader.takeRest();
+    if (rest.length > 0) parser.feed(rest);
+  }
+
+  fail(err: Error): void {
+    this.failure ??= err;
+    this.reader.fail(err);
+    this.parser?.fail(err);
+  }
+}
+
 /** A TLS pre-shared key as QEMU's tls-creds-psk uses it: identity and raw key bytes. */
 export interface TlsPsk {
   readonly identity: string;
   readonly key: Buffer;
 }
 
-function attachReader(socket: Socket): ByteReader {
-  const reader = new ByteReader();
-  socket.on('data', (c: Buffer) => reader.push(c));
-  socket.on('error', (e) => reader.fail(e));
-  socket.on('close', () => reader.fail(new NbdError('connection closed')));
-  return reader;
+function attachInbound(socket: Socket): Inbound {
+  const inbound = new Inbound();
+  socket.on('data', (c: Buffer) => inbound.data(c));
+  watchForFailure(socket, inbound);
+  return inbound;
+}
+
+function watchForFailure(socket: Socket, inbound: Inbound): void {
+  socket.on('error', (e) => inbound.fail(e));
+  socket.on('close', () => inbound.fail(new NbdError('connection closed')));
 }
 
 async function connected(socket: Socket): Promise<void> {
@@ -127,12 +162,12 @@ async function greet(socket: Socket, reader: ByteReader): Promise<void> {
 
 export class NbdClient {
   private nextHandle = 1n;
-  private readonly pending = new Map<bigint, Pending>();
+  private readonly pending = new Map<bigint, PendingReply>();
   private closed = false;
 
   private constructor(
     private readonly socket: Socket,
-    private readonly reader: ByteReader,
+    private readonly inbound: Inbound,
     readonly size: number,
     readonly readOnly: boolean,
     /** Negotiated metadata contexts by name → id. */
@@ -141,11 +176,16 @@ export class NbdClient {
 
   /** Connects over a unix socket and selects `exportName` with NBD_OPT_GO. */
   static async connectUnix(socketPath: string, exportName: string, opts: ConnectOptions = {}): Promise<NbdClient> {
-    const socket = connect({ path: socketPath });
-    const reader = attachReader(socket);
+    // `onread` with a buffer function: each socket read lands where the parser
+    // says, read data straight in the caller's buffer. Without it every read
+    // is a fresh 64 KiB buffer, copied again, and a GiB of reads is 16k
+    // allocations and many collections of the whole heap on this thread.
+    const inbound = new Inbound();
+    const socket = connect({ path: socketPath, onread: { buffer: () => inbound.nextBuffer(), callback: (n: number, buf: Uint8Array) => inbound.landed(buf, n) } });
+    watchForFailure(socket, inbound);
     await connected(socket);
-    await greet(socket, reader);
-    return NbdClient.selectExport(socket, reader, exportName, opts);
+    await greet(socket, inbound.reader);
+    return NbdClient.selectExport(socket, inbound, exportName, opts);
   }
 
   /** Connects over TCP, upgrades with NBD_OPT_STARTTLS to TLS-PSK (what the
@@ -172,17 +212,18 @@ export class NbdClient {
       maxVersion: 'TLSv1.2',
       checkServerIdentity: () => undefined,
     });
-    const reader = attachReader(socket);
+    const inbound = attachInbound(socket);
     await new Promise<void>((resolve, reject) => {
       socket.once('secureConnect', resolve);
       socket.once('error', reject);
     });
-    return NbdClient.selectExport(socket, reader, exportName, opts);
+    return NbdClient.selectExport(socket, inbound, exportName, opts);
   }
 
   /** The option haggling after the greeting: structured replies and metadata
    *  contexts when asked for, then NBD_OPT_GO. */
-  private static async selectExport(socket: Socket, reader: ByteReader, exportName: string, opts: ConnectOptions): Promise<NbdClient> {
+  private static async selectExport(socket: Socket, inbound: Inbound, exportName: string, opts: ConnectOptions): Promise<NbdClient> {
+    const reader = inbound.reader;
     const contexts = new Map<string, number>();
     if (opts.metaContexts && opts.metaContexts.length > 0) {
       socket.write(encodeOption(OPT_STRUCTURED_REPLY, Buffer.alloc(0)));
@@ -210,92 +251,14 @@ export class NbdClient {
       if (type === REP_ACK) break;
     }
     if (size < 0) throw new NbdError('server sent no export size');
-    const client = new NbdClient(socket, reader, size, (flags & TRANSMISSION_FLAG_READ_ONLY) !== 0, contexts);
-    void client.replyLoop();
+    const client = new NbdClient(socket, inbound, size, (flags & TRANSMISSION_FLAG_READ_ONLY) !== 0, contexts);
+    inbound.startTransmission(new ReplyParser(client.pending, (err) => socket.destroy(err)));
     return client;
   }
 
-  private async replyLoop(): Promise<void> {
-    try {
-      for (;;) {
-        const magic = (await this.reader.read(4)).readUInt32BE(0);
-        if (magic === SIMPLE_REPLY_MAGIC) await this.simpleReply();
-        else if (magic === STRUCTURED_REPLY_MAGIC) await this.structuredChunk();
-        else throw new NbdError(`bad reply magic 0x${magic.toString(16)}`);
-      }
-    } catch (err) {
-      for (const p of this.pending.values()) p.reject(err as Error);
-      this.pending.clear();
-    }
-  }
-
-  private take(handle: bigint): Pending {
-    const p = this.pending.get(handle);
-    if (!p) throw new NbdError(`reply for unknown handle ${handle}`);
-    return p;
-  }
-
-  private async simpleReply(): Promise<void> {
-    const head = await this.reader.read(12);
-    const errno = head.readUInt32BE(0);
-    const handle = head.readBigUInt64BE(4);
-    const p = this.take(handle);
-    this.pending.delete(handle);
-    if (errno !== 0) return p.reject(new NbdError(`NBD error ${errno}`, errno));
-    p.resolve(p.readLength > 0 ? await this.reader.read(p.readLength) : Buffer.alloc(0));
-  }
-
-  /** One chunk of a structured reply; the request completes on the DONE flag. */
-  private async structuredChunk(): Promise<void> {
-    const head = await this.reader.read(16);
-    const flags = head.readUInt16BE(0);
-    const type = head.readUInt16BE(2);
-    const handle = head.readBigUInt64BE(4);
-    const length = head.readUInt32BE(12);
-    const payload = length > 0 ? await this.reader.read(length) : Buffer.alloc(0);
-    const p = this.take(handle);
-    switch (type) {
-      case REPLY_TYPE_OFFSET_DATA: {
-        const at = Number(payload.readBigUInt64BE(0)) - p.offset;
-        payload.copy(p.buffer!, at, 8);
-        break;
-      }
-      case REPLY_TYPE_OFFSET_HOLE: {
-        const at = Number(payload.readBigUInt64BE(0)) - p.offset;
-        p.buffer!.fill(0, at, at + payload.readUInt32BE(8));
-        break;
-      }
-      case REPLY_TYPE_BLOCK_STATUS: {
-        const id = payload.readUInt32BE(0);
-        const list = p.extents?.get(id) ?? [];
-        let offset = list.reduce((end, e) => Math.max(end, e.offset + e.length), p.offset);
-        for (let i = 4; i + 8 <= payload.length; i += 8) {
-          const len = payload.readUInt32BE(i);
-          list.push({ offset, length: len, flags: payload.readUInt32BE(i + 4) });
-          offset += len;
-        }
-        p.extents?.set(id, list);
-        break;
-      }
-      case REPLY_TYPE_ERROR:
-      case REPLY_TYPE_ERROR_OFFSET: {
-        const errno = payload.readUInt32BE(0);
-        const msgLen = payload.readUInt16BE(4);
-        p.error = new NbdError(`NBD error ${errno}: ${payload.subarray(6, 6 + msgLen).toString('utf8')}`, errno);
-        break;
-      }
-      default:
-        break;
-    }
-    if (flags & REPLY_FLAG_DONE) {
-      this.pending.delete(handle);
-      if (p.error) p.reject(p.error);
-      else p.resolve(p.buffer ?? Buffer.alloc(0));
-    }
-  }
-
-  private request(type: number, flags: number, offset: number, length: number, payload?: Buffer, extra: Partial<Pick<Pending, 'readLength' | 'buffer' | 'extents'>> = {}): Promise<Buffer> {
+  private request(type: number, flags: number, offset: number, length: number, payload?: Buffer, extra: Partial<Pick<PendingReply, 'readLength' | 'buffer' | 'extents'>> = {}): Promise<Buffer> {
     if (this.closed) return Promise.reject(new NbdError('client closed'));
+    if (this.inbound.failure) return Promise.reject(this.inbound.failure);
     const handle = this.nextHandle++;
     return new Promise((resolve, reject) => {
       this.pending.set(handle, { readLength: extra.readLength ?? 0, offset, resolve, reject, ...(extra.buffer ? { buffer: extra.buffer } : {}), ...(extra.extents ? { extents: extra.extents } : {}) });
@@ -312,11 +275,17 @@ export class NbdClient {
     });
   }
 
-  read(offset: number, length: number): Promise<Buffer> {
+  /**
+   * `length` bytes at `offset`. With `into` (at least `length` bytes) they are
+   * read into it, and the result is a view of it: no allocation per read.
+   */
+  read(offset: number, length: number, into?: Uint8Array): Promise<Buffer> {
+    if (into && into.length < length) return Promise.reject(new RangeError(`read buffer of ${into.length} bytes for ${length}`));
+    const target = into ? Buffer.from(into.buffer, into.byteOffset, length) : undefined;
     // With structured replies the data may come in chunks (and holes); without,
     // as one simple reply of exactly `length` bytes.
-    const structured = this.contexts.size > 0;
-    return this.request(CMD_READ, 0, offset, length, undefined, structured ? { buffer: Buffer.alloc(length) } : { readLength: length });
+    if (this.contexts.size > 0) return this.request(CMD_READ, 0, offset, length, undefined, { buffer: target ? target.fill(0) : Buffer.alloc(length) });
+    return this.request(CMD_READ, 0, offset, length, undefined, { readLength: length, ...(target ? { buffer: target } : {}) });
   }
 
   /** `data` is sent as is (not copied): leave it unchanged until the returned promise settles. */

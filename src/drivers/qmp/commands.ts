@@ -83,6 +83,8 @@ interface BlockdevCommon {
 export interface BlockdevOptionsFile extends BlockdevCommon {
   driver: 'file';
   filename: string;
+  /** 'native' (Linux AIO) requires cache.direct. */
+  aio?: 'threads' | 'native' | 'io_uring';
 }
 
 export interface BlockdevOptionsQcow2 extends BlockdevCommon {

@@ -197,7 +197,7 @@ export async function createLayerImage(
  */
 export async function openLayer(
   qmp: QmpConnection,
-  opts: { layerId: string; path: string; backingLayerId: string | null; readOnly?: boolean },
+  opts: { layerId: string; path: string; backingLayerId: string | null; readOnly?: boolean; directIo?: boolean },
 ): Promise<{ opened: boolean }> {
   assertLayerId(opts.layerId);
   assertAbsolute(opts.path);
@@ -221,7 +221,10 @@ export async function openLayer(
   if (leftover && leftover.path !== opts.path) throw new LayerStateError(`node ${fnode} is open on ${leftover.path ?? '?'}, not ${opts.path}`);
   if (leftover && leftover.readOnly !== ro) await blockdevDel(qmp, fnode);
   if (!leftover || leftover.readOnly !== ro) {
-    await blockdevAdd(qmp, { driver: 'file', 'node-name': fnode, filename: opts.path, discard: 'unmap', 'read-only': ro });
+    // Direct I/O: the guest (or backup) reads and writes go to the device without a second copy in
+    // the host's page cache, and a flush does not have to write back gigabytes of dirty pages.
+    const io = opts.directIo ? { cache: { direct: true }, aio: 'native' as const } : {};
+    await blockdevAdd(qmp, { driver: 'file', 'node-name': fnode, filename: opts.path, discard: 'unmap', 'read-only': ro, ...io });
   }
   try {
     await blockdevAdd(qmp, {

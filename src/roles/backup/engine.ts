@@ -98,9 +98,9 @@ export async function runBackup(ctx: BackupContext, job: ClaimedJob): Promise<vo
           const length = Math.min(cs, size - offset);
           if (plan[i] === 'zero') return w.markZero(offset, length);
           if (plan[i] === 'inherit') return w.reuseFromParent(offset, length);
-          const data = await conns[i % conns.length]!.read(offset, length);
+          const data = await conns[i % conns.length]!.read(offset, length, w.chunkBuffer(length));
           bytesRead += length;
-          await w.writeChunk(offset, data, { transfer: true }); // a fresh read buffer: handed over, not copied
+          await w.writeChunk(offset, data, { transfer: true }); // a pooled read buffer: handed over, not copied
           if (Date.now() - lastReport > 1000) {
             lastReport = Date.now();
             await ctx.jobs.withFence(job, (trx) => trx.updateTable('backups').set({ bytes_done: bytesRead, bytes_total: total, bytes_read: bytesRead }).where('id', '=', b.id).execute());

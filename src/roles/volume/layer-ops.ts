@@ -49,7 +49,7 @@ export class LayerOps {
       await fenced((trx) => trx.insertInto('layers').values(row).execute());
     }
     await createLayerImage(qmp, { path: layer.path, sizeBytes, ...(backing ? { backing: { path: backing.path } } : {}) });
-    await openLayer(qmp, { layerId: layer.id, path: layer.path, backingLayerId: openWithBacking ? layer.backing_layer_id : null });
+    await openLayer(qmp, { layerId: layer.id, path: layer.path, backingLayerId: openWithBacking ? layer.backing_layer_id : null, directIo: this.pool.directIo });
     return layer;
   }
 

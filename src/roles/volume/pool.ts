@@ -10,6 +10,7 @@ import { QsdDaemon } from '../../drivers/qsd/daemon.js';
 import { closeLayer, listExports, listOpenNodes, openLayer, addExport, writePskKeys } from '../../drivers/qsd/images.js';
 import type { QmpConnection } from '../../drivers/qmp/connection.js';
 import type { Store } from '../../store/db.js';
+import { supportsDirectIo } from '../../util/direct-write.js';
 import type { Logger } from '../../util/log.js';
 import { layersOf, topoOrder } from './layer-store.js';
 
@@ -34,6 +35,8 @@ export class PoolRuntime {
   private lock: HeldLock | null = null;
   private stateValue: PoolState = 'starting';
   private exitListeners: Array<() => void> = [];
+  /** Layers bypass the host page cache (pool `cache`, resolved at start). */
+  directIo = false;
 
   constructor(private readonly opts: PoolRuntimeOptions) {
     this.serviceHost = `${opts.hostname}@${opts.pool.name}`;
@@ -77,6 +80,9 @@ export class PoolRuntime {
   async start(): Promise<boolean> {
     for (const sub of ['layers', 'run']) mkdirSync(join(this.dir, sub), { recursive: true, mode: 0o700 });
     this.lock ??= acquireFileLock(join(this.dir, 'run', 'pool.lock'));
+    const cache = this.opts.pool.cache;
+    this.directIo = cache === 'none' || (cache === 'auto' && (await supportsDirectIo(join(this.dir, 'layers'))));
+    if (cache === 'auto' && !this.directIo) this.opts.log.warn({ pool: this.opts.pool.name }, 'the pool filesystem refuses O_DIRECT: layers are opened through the page cache');
     return this.bringUpDaemon();
   }
 
@@ -125,7 +131,7 @@ export class PoolRuntime {
       }
       if (!existsSync(layer.path)) throw new Error(`layer ${layer.id} is missing its file ${layer.path}`);
       try {
-        await openLayer(qmp, { layerId: layer.id, path: layer.path, backingLayerId: layer.backing_layer_id });
+        await openLayer(qmp, { layerId: layer.id, path: layer.path, backingLayerId: layer.backing_layer_id, directIo: this.directIo });
       } catch (err) {
         // A half-created file of an unfinished creation: its job will make it again.
         if (layer.state !== 'creating') throw err;

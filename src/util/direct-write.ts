@@ -12,7 +12,9 @@
 // truncated to its size, and fsynced (O_DIRECT alone does not flush the
 // device's cache nor the inode's size).
 import { constants } from 'node:fs';
-import { open } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { open, unlink } from 'node:fs/promises';
+import { join } from 'node:path';
 
 const ALIGN = 4096;
 const WASM_PAGE = 64 * 1024;
@@ -82,5 +84,19 @@ export async function writeNewFileDirect(path: string, parts: readonly Uint8Arra
   } finally {
     give(buf);
     await fh.close();
+  }
+}
+
+/** Whether files in `dir` take O_DIRECT (ext4, xfs: yes; some FUSE and network mounts: no). Writes and removes a probe file. */
+export async function supportsDirectIo(dir: string): Promise<boolean> {
+  const probe = join(dir, `.direct-probe-${randomBytes(6).toString('hex')}`);
+  try {
+    await writeNewFileDirect(probe, [new Uint8Array(ALIGN)]);
+    return true;
+  } catch (err) {
+    if (err instanceof DirectUnsupported) return false;
+    throw err;
+  } finally {
+    await unlink(probe).catch(() => undefined);
   }
 }
