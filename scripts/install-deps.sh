@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PACKAGES=(
-  curl qemu-utils qemu-system-common qemu-system-x86 libnbd-bin nbdkit e2fsprogs
+  curl libssl-dev qemu-utils qemu-system-common qemu-system-x86 libnbd-bin nbdkit e2fsprogs
   postgresql redis-server etcd-server restic busybox-static
   python3-openstackclient python3-cinderclient tempest
   swift swift-proxy swift-object swift-container swift-account python3-swift

@@ -33,10 +33,11 @@ export type DaemonizeOutcome =
   | { kind: 'spawn-error'; message: string };
 
 /** Runs the daemonizing parent and says how it ended; the callers turn that into their own errors. */
-export function runDaemonizingParent(binary: string, args: string[], timeoutMs: number, opts: { cwd?: string } = {}): Promise<DaemonizeOutcome> {
+export function runDaemonizingParent(binary: string, args: string[], timeoutMs: number, opts: { cwd?: string; env?: Readonly<Record<string, string>> } = {}): Promise<DaemonizeOutcome> {
   return new Promise((resolve) => {
     // Minimal environment: nothing of ours (database URLs, tokens) leaks into the daemon.
-    const child = spawn(binary, args, { stdio: ['ignore', 'ignore', 'pipe'], detached: true, ...(opts.cwd ? { cwd: opts.cwd } : {}), env: { PATH: process.env['PATH'] ?? '/usr/bin:/bin' } });
+    const env = { PATH: process.env['PATH'] ?? '/usr/bin:/bin', ...opts.env };
+    const child = spawn(binary, args, { stdio: ['ignore', 'ignore', 'pipe'], detached: true, ...(opts.cwd ? { cwd: opts.cwd } : {}), env });
     let stderr = '';
     child.stderr.setEncoding('utf8');
     child.stderr.on('data', (d: string) => {

@@ -17,6 +17,8 @@ export class ChunkSlab {
   readonly sab: SharedArrayBuffer;
   private readonly free: number[] = [];
   private readonly inUse: Uint8Array;
+  /** take() calls that found no free slot (the caller then allocated): a gauge for sizing. */
+  misses = 0;
 
   constructor(
     readonly slotSize: number,
@@ -32,7 +34,10 @@ export class ChunkSlab {
   take(length = this.slotSize): Uint8Array | null {
     if (length > this.slotSize) return null;
     const slot = this.free.pop();
-    if (slot === undefined) return null;
+    if (slot === undefined) {
+      this.misses++;
+      return null;
+    }
     this.inUse[slot] = 1;
     return this.view(slot, length);
   }

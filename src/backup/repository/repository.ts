@@ -146,6 +146,11 @@ export class Repository {
     return this.ctx.codec.slab.idle;
   }
 
+  /** Times a chunk found no free slot and used its own memory instead (a gauge: slab sizing). */
+  get chunkBufferMisses(): number {
+    return this.ctx.codec.slab.misses;
+  }
+
   /** Gives the buffer of an extent's data back for reuse, once the caller is done with it. */
   recycle(data: Uint8Array): void {
     this.ctx.codec.release(data);

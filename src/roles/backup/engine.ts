@@ -141,7 +141,7 @@ export async function runBackup(ctx: BackupContext, job: ClaimedJob): Promise<vo
     await trx.insertInto('layer_pins').values({ layer_id: exp.layerId, owner_kind: 'backup', owner_id: b.id, volume_id: vol.id, created_at: nowIso() }).execute();
   });
   if (!b.snapshot_id) await ctx.calls.dropSnapshot(vol.host, snapshotId);
-  ctx.log.info({ backup: b.id, tracking: exp.changes.tracking, bytesRead, changed: exp.changes.changedBytes }, 'backup done');
+  ctx.log.info({ backup: b.id, tracking: exp.changes.tracking, bytesRead, changed: exp.changes.changedBytes, slabMisses: ctx.repo.chunkBufferMisses }, 'backup done');
 }
 
 /** The source returns to its status before the backup. */

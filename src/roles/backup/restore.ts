@@ -35,7 +35,8 @@ export async function runRestore(ctx: BackupContext, job: ClaimedJob): Promise<v
   if (manifest.volumeSize > vol.size * GiB) throw new Error(`volume ${volumeId} (${vol.size} GiB) is smaller than the backup (${manifest.volumeSize} bytes)`);
   const exportId = `r${b.id.replace(/-/g, '').slice(0, 20)}`;
   const exportStarted = Date.now();
-  const exp = await ctx.calls.exportVolume(vol.host, vol.id, exportId);
+  // A new volume is filled with the backup's data: let the volume role make room for it first.
+  const exp = await ctx.calls.exportVolume(vol.host, vol.id, exportId, isNew ? manifest.stats.dataSlots * manifest.chunkSize : 0);
   const writeStarted = Date.now();
   try {
     // Several connections write in parallel; the export advertises multi-conn,

@@ -38,8 +38,9 @@ export class VolumeCalls {
     await this.call('unexport_snapshot', host, snapshotId, { exportId });
   }
 
-  exportVolume(host: string, volumeId: string, exportId: string): Promise<ExportResult> {
-    return this.call('export_volume', host, volumeId, { exportId, writable: true, connectorHost: this.hostname });
+  /** `reserveBytes`: about how much will be written (a restore's data), so the volume role can make room for it first. */
+  exportVolume(host: string, volumeId: string, exportId: string, reserveBytes = 0): Promise<ExportResult> {
+    return this.call('export_volume', host, volumeId, { exportId, writable: true, connectorHost: this.hostname, reserveBytes });
   }
 
   async unexportVolume(host: string, volumeId: string, exportId: string): Promise<void> {

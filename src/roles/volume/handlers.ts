@@ -12,6 +12,7 @@ import { GiB, LayerOps, type Fenced } from './layer-ops.js';
 import type { PoolRuntime } from './pool.js';
 import type { TlsGateway } from './gateway.js';
 import { computeChangeMap } from './change-map.js';
+import { stat, truncate } from 'node:fs/promises';
 import { fillVolumeFromImage, recordUploadFailure, uploadVolumeToImage } from '../../images/volume-copy.js';
 
 export interface HandlerContext {
@@ -99,6 +100,21 @@ async function deleteVolumeStorage(ctx: HandlerContext, job: ClaimedJob, volumeI
 
 /** Exports a layer under the job's exportId: on the pool's unix socket, and
  *  through the TLS gateway too when the consumer is on another host. */
+/**
+ * Grows a layer's file by `bytes` of sparse space (no blocks are allocated)
+ * before a large sequential fill, such as a restore. qcow2 places new clusters
+ * at the end of its image; on ext4 an O_DIRECT write past end-of-file takes
+ * the inode lock exclusively, so QSD's allocating writes ran one at a time
+ * (measured: 733 MiB/s into a fresh volume, 1265 MiB/s once the file had room).
+ * What is not used stays a hole at the end of the file, which qcow2 ignores.
+ */
+async function reserveFileSpace(ctx: HandlerContext, layerId: string, bytes: number): Promise<void> {
+  const layer = await getLayer(ctx.store.db, layerId);
+  if (!layer) return;
+  const size = (await stat(layer.path)).size;
+  if (size < bytes) await truncate(layer.path, size + bytes); // once: a repeated export finds the room already made
+}
+
 async function exportLayer(ctx: HandlerContext, job: ClaimedJob, layerId: string, writable: boolean, allocationDepth: boolean): Promise<ExportResult> {
   const exportId = String(job.payload['exportId']);
   await addExport(ctx.pool.qmp, { exportId, layerId, name: exportId, writable, allocationDepth });
@@ -223,6 +239,8 @@ export function volumeHandlers(ctx: HandlerContext): Record<string, JobHandler> 
     export_volume: async (job) => {
       const vol = await db.selectFrom('volumes').selectAll().where('id', '=', job.resourceId).executeTakeFirst();
       if (!vol?.active_layer_id) throw new Error(`volume ${job.resourceId} has no storage to export`);
+      const reserve = Math.min(Number(job.payload['reserveBytes'] ?? 0) || 0, vol.size * GiB);
+      if (reserve > 0) await reserveFileSpace(ctx, vol.active_layer_id, reserve);
       return exportLayer(ctx, job, vol.active_layer_id, job.payload['writable'] !== false, false);
     },
 
