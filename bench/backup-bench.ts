@@ -53,9 +53,21 @@ interface Timed<T> {
   readonly disk: string;
 }
 
-// Every timed step starts with `sync`, so no step pays for writing back what an earlier one left dirty.
-function time<T>(fn: () => T): Timed<T> {
+/**
+ * Every timed step starts from the same state: `sync`, so no step pays for
+ * writing back what an earlier one left dirty, and (as root) the page cache
+ * dropped, so every step reads its input from the disk, as the backup
+ * service's reads through QSD (cache=none) always do.
+ */
+function settle(): void {
   execFileSync('sync');
+  if (DROP_CACHES) writeFileSync('/proc/sys/vm/drop_caches', '3\n');
+}
+
+const DROP_CACHES = process.getuid?.() === 0 && process.env['BENCH_KEEP_CACHE'] !== '1';
+
+function time<T>(fn: () => T): Timed<T> {
+  settle();
   const d0 = diskCounters();
   const t0 = performance.now();
   const value = fn();
@@ -64,7 +76,7 @@ function time<T>(fn: () => T): Timed<T> {
 }
 
 async function timeAsync<T>(fn: () => Promise<T>): Promise<Timed<T>> {
-  execFileSync('sync');
+  settle();
   const d0 = diskCounters();
   const t0 = performance.now();
   const value = await fn();
@@ -171,7 +183,8 @@ function step(what: string): void {
 }
 
 async function main(): Promise<void> {
-  const cluster = await makeCluster();
+  // BENCH_CONFIG: extra Bulwark configuration as JSON, e.g. '{"backup":{"inFlight":16}}' to try a tuning.
+  const cluster = await makeCluster(process.env['BENCH_CONFIG'] ? { extra: JSON.parse(process.env['BENCH_CONFIG']) as Record<string, unknown> } : {});
   await cluster.start('api');
   await cluster.start('scheduler');
   await cluster.start('volume');
@@ -306,6 +319,7 @@ async function main(): Promise<void> {
     out.push(`restore:            Bulwark ${f(restore.ms)}, restic ${f(rRestore.ms)}  -> ${(rRestore.ms / restore.ms).toFixed(2)}x faster [target >= 2x]`);
     out.push(`restored volume identical to the source image (qemu-img compare): ${same.status === 0 ? 'yes' : `NO (${(same.stdout + same.stderr).trim()})`}`);
     out.push(`backup process peak RSS: ${peak.toFixed(0)} MiB [target <= 400 MiB]`);
+    out.push(`before each timed step: sync${DROP_CACHES ? ' and the page cache dropped' : ''}`);
     out.push(`disk (${DISK ?? '?'}) during: qemu-img convert ${qimg.disk}; durable convert ${qimgDurable.disk}`);
     out.push(`  full backup ${full.disk}; restic full ${rFull.disk}`);
     out.push(`  restore ${restore.disk}; restic restore ${rRestore.disk}`);

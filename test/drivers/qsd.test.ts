@@ -142,6 +142,10 @@ describe('qemu-storage-daemon driver (real QSD)', { timeout: 120_000 }, () => {
     const nodes = await qmp.execute<Array<{ 'node-name': string; cache: { direct: boolean } }>>('query-named-block-nodes');
     assert.equal(nodes.find((n) => n['node-name'] === 'ldirect-f')?.cache.direct, true);
     assert.equal(nodes.find((n) => n['node-name'] === 'lbase-f')?.cache.direct, false, 'the default stays buffered');
+    // QSD keeps its bounce buffers in the heap (glibc's malloc settings): set in its environment, nothing else of ours is.
+    const environ = readFileSync(`/proc/${daemon.pid}/environ`, 'utf8').split('\0').filter(Boolean);
+    assert.ok(environ.includes('MALLOC_MMAP_THRESHOLD_=33554432') && environ.includes('MALLOC_TRIM_THRESHOLD_=268435456'), environ.join(' '));
+    assert.deepEqual(environ.map((e) => e.split('=')[0]).sort(), ['MALLOC_MMAP_THRESHOLD_', 'MALLOC_TRIM_THRESHOLD_', 'PATH']);
     await addExport(qmp, { exportId: 'vdirect', layerId: 'ldirect', name: 'vdirect', writable: true });
     await qemuIo(uri('vdirect'), 'write -P 0x5a 4096 1M');
     assertBytes(await readExport('vdirect'), image(SIZE, [0x5a, 4096, MiB]), 'direct layer');

@@ -27,7 +27,7 @@ import { isPidAlive, readCmdline, runDaemonizingParent } from '../daemon-process
  * untrimmed, lets them be reused: QSD's memory stays at its peak of buffers
  * in flight (tens of MiB).
  */
-const QSD_MALLOC_TUNABLES = 'glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=268435456';
+const QSD_MALLOC_ENV: Readonly<Record<string, string>> = { MALLOC_MMAP_THRESHOLD_: String(32 * 1024 * 1024), MALLOC_TRIM_THRESHOLD_: String(256 * 1024 * 1024) };
 
 export interface QsdNbdTcp {
   host: string;
@@ -309,7 +309,7 @@ export class QsdDaemon {
 
 /** Runs QSD with --daemonize; resolves with its stderr when it started. */
 async function startDaemon(binary: string, args: string[], timeoutMs: number, pidFile: string): Promise<string> {
-  const out = await runDaemonizingParent(binary, args, timeoutMs, { env: { GLIBC_TUNABLES: QSD_MALLOC_TUNABLES } });
+  const out = await runDaemonizingParent(binary, args, timeoutMs, { env: QSD_MALLOC_ENV });
   switch (out.kind) {
     case 'started':
       return out.stderr;
