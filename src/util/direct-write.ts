@@ -18,18 +18,29 @@ import { join } from 'node:path';
 
 const ALIGN = 4096;
 const WASM_PAGE = 64 * 1024;
-/** Buffers are sized in steps of this, so packs of slightly different sizes share them. */
-const STEP = 1024 * 1024;
+/**
+ * Buffers are sized in steps of this, so every ordinary pack (8 MiB plus at
+ * most one chunk) fits any free buffer: a new WebAssembly.Memory is a large
+ * address-space reservation and fresh pages, so they are made once and reused.
+ */
+const STEP = 16 * 1024 * 1024;
 const MAX_FREE = 4;
 /** Larger objects take the buffered path (the copy would need a buffer this big). */
 export const DIRECT_MAX = 256 * 1024 * 1024;
 
 const free: Uint8Array[] = [];
+let directBuffersMade = 0;
+
+/** Aligned buffers made so far in this process (a gauge: they should be made once, then reused). */
+export function alignedBuffersMade(): number {
+  return directBuffersMade;
+}
 
 function take(size: number): Uint8Array {
   const k = free.findIndex((b) => b.length >= size);
   if (k >= 0) return free.splice(k, 1)[0]!;
   const pages = Math.ceil(Math.ceil(size / STEP) * STEP / WASM_PAGE);
+  directBuffersMade++;
   return new Uint8Array(new WebAssembly.Memory({ initial: pages, maximum: pages }).buffer);
 }
 

@@ -88,6 +88,8 @@ export class PackWriter {
   private size = 0;
   private readonly slots: Semaphore;
   private readonly running = new Set<Promise<void>>();
+  /** A full pack's wait for an upload slot; add() holds back while it lasts. */
+  private waiting: Promise<void> | null = null;
   private failure: { error: unknown } | undefined;
   packsStored = 0;
 
@@ -100,6 +102,11 @@ export class PackWriter {
 
   /** Queues a sealed chunk; uploads the pack when it is full. Throws an earlier upload's failure. */
   async add(id: string, sealed: Uint8Array): Promise<void> {
+    // Backpressure for every caller, not only the one whose chunk filled a
+    // pack: while a full pack waits for an upload slot nothing starts the next
+    // one. Otherwise, on a slow store, full packs piled up in memory (each
+    // holding its chunks' slab slots) until the slab ran out.
+    while (this.waiting) await this.waiting;
     if (this.failure) throw this.failure.error;
     this.parts.push(sealed);
     this.entries.push({ id, offset: this.size, length: sealed.length });
@@ -129,7 +136,13 @@ export class PackWriter {
     this.parts = [];
     this.entries = [];
     this.size = 0;
-    await this.slots.acquire();
+    const slot = this.slots.acquire();
+    this.waiting = slot;
+    try {
+      await slot;
+    } finally {
+      if (this.waiting === slot) this.waiting = null;
+    }
     const task: Promise<void> = this.upload(bytes, entries).finally(() => {
       this.slots.release();
       this.running.delete(task);

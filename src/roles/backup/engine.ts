@@ -11,6 +11,7 @@ import type { BackupRow } from '../../store/schema.js';
 import type { Logger } from '../../util/log.js';
 import type { ChangeExtent } from '../volume/change-map.js';
 import type { VolumeCalls } from './volume-calls.js';
+import { alignedBuffersMade } from '../../util/direct-write.js';
 import { connectExport } from './export-connection.js';
 
 export const GiB = 1024 ** 3;
@@ -141,7 +142,7 @@ export async function runBackup(ctx: BackupContext, job: ClaimedJob): Promise<vo
     await trx.insertInto('layer_pins').values({ layer_id: exp.layerId, owner_kind: 'backup', owner_id: b.id, volume_id: vol.id, created_at: nowIso() }).execute();
   });
   if (!b.snapshot_id) await ctx.calls.dropSnapshot(vol.host, snapshotId);
-  ctx.log.info({ backup: b.id, tracking: exp.changes.tracking, bytesRead, changed: exp.changes.changedBytes, slabMisses: ctx.repo.chunkBufferMisses }, 'backup done');
+  ctx.log.info({ backup: b.id, tracking: exp.changes.tracking, bytesRead, changed: exp.changes.changedBytes, slabMisses: ctx.repo.chunkBufferMisses, alignedBuffers: alignedBuffersMade() }, 'backup done');
 }
 
 /** The source returns to its status before the backup. */
