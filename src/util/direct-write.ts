@@ -66,10 +66,12 @@ export async function writeNewFileDirect(path: string, parts: readonly Uint8Arra
   try {
     fh = await open(path, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_DIRECT, 0o600);
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'EINVAL') throw new DirectUnsupported(`O_DIRECT refused for ${path}`, { cause: err });
-    throw err;
+    if ((err as NodeJS.ErrnoException).code !== 'EINVAL') throw err;
+    await unlink(path).catch(() => undefined); // Linux may create the inode before refusing O_DIRECT
+    throw new DirectUnsupported(`O_DIRECT refused for ${path}`, { cause: err });
   }
   const buf = take(padded);
+  let refused = false;
   try {
     let at = 0;
     for (const p of parts) {
@@ -83,7 +85,8 @@ export async function writeNewFileDirect(path: string, parts: readonly Uint8Arra
       try {
         n = (await fh.write(buf, done, padded - done, done)).bytesWritten;
       } catch (err) {
-        if ((err as NodeJS.ErrnoException).code === 'EINVAL' && done === 0) throw new DirectUnsupported(`O_DIRECT write refused for ${path}`, { cause: err });
+        refused = (err as NodeJS.ErrnoException).code === 'EINVAL' && done === 0;
+        if (refused) throw new DirectUnsupported(`O_DIRECT write refused for ${path}`, { cause: err });
         throw err;
       }
       // A short direct write ends on a block boundary; one that does not cannot be resumed aligned.
@@ -95,6 +98,7 @@ export async function writeNewFileDirect(path: string, parts: readonly Uint8Arra
   } finally {
     give(buf);
     await fh.close();
+    if (refused) await unlink(path).catch(() => undefined);
   }
 }
 

@@ -9,7 +9,7 @@
 // is its AAD, so a chunk read from the wrong place fails authentication. The
 // trailer is plaintext and unauthenticated on purpose: it is a recovery hint
 // (index objects are the authority), it names only ids, which reveal nothing
-// about content (keyed HMACs), and every chunk located through it is still
+// about content (keyed hashes), and every chunk located through it is still
 // authenticated when read.
 import { randomBytes } from 'node:crypto';
 import type { ObjectStore } from '../store/object-store.js';
@@ -82,7 +82,7 @@ export async function readPackEntries(store: ObjectStore, packId: string): Promi
  * a pack is durably stored, with the locations of its chunks.
  */
 export class PackWriter {
-  /** The pack being filled: the chunk objects as the workers returned them (written with writev, never copied). */
+  /** The pack being filled: the chunk objects as the workers returned them (slab slots or small buffers), in order. */
   private parts: Uint8Array[] = [];
   private entries: PackEntry[] = [];
   private size = 0;

@@ -121,8 +121,9 @@ export class BackupWriter {
    * Stores the chunk-aligned slot at `offset` (data must be exactly the slot:
    * chunkSize bytes, or what is left of the volume). The bytes are copied on
    * admission; the caller may reuse its buffer once this resolves. With
-   * `transfer` the writer takes the buffer instead (no copy when it owns its
-   * whole ArrayBuffer, or is a chunkBuffer(), which is then detached): the caller must not touch it again.
+   * `transfer` the writer takes the buffer instead: a chunkBuffer() slot
+   * without a copy, or a buffer of its own (transferred to a worker, so
+   * detached): the caller must not touch it again.
    */
   async writeChunk(offset: number, data: Uint8Array, opts?: { readonly transfer?: boolean }): Promise<void> {
     this.assertOpen();

@@ -120,7 +120,6 @@ export class LocalDirStore implements ObjectStore {
       } catch (err) {
         if (!(err instanceof DirectUnsupported)) throw err;
         this.direct = false; // this filesystem (tmpfs, some FUSE mounts) does not do O_DIRECT
-        await unlink(tmp).catch(() => undefined);
       }
     }
     const fh = await open(tmp, 'wx', 0o600);
