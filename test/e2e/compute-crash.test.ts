@@ -12,7 +12,7 @@ import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { ApiSession, killInstances } from '../harness/aio.js';
+import { ApiSession } from '../harness/aio.js';
 import { guestUnsupportedReason } from '../harness/guest.js';
 import { makeCluster, type Cluster, type RoleProcess } from '../harness/processes.js';
 import { QgaConnection } from '../../src/drivers/qga/connection.js';
@@ -50,7 +50,6 @@ describe('compute and orchestrator killed while guests are frozen', { skip: unsu
 
   after(async () => {
     await cluster?.stopAll();
-    if (cluster) await killInstances(join(cluster.dir, 'instances'));
     rmSync(work, { recursive: true, force: true });
     if (cluster) rmSync(cluster.dir, { recursive: true, force: true });
   });

@@ -7,7 +7,7 @@ import { readFileSync, readdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { ApiSession, killInstances } from '../harness/aio.js';
+import { ApiSession } from '../harness/aio.js';
 import { guestUnsupportedReason } from '../harness/guest.js';
 import { freePort } from '../harness/ports.js';
 import { makeCluster, type Cluster } from '../harness/processes.js';
@@ -33,7 +33,6 @@ describe('a compute host apart from the storage host', { skip: unsupported ?? fa
   });
   after(async () => {
     await cluster?.stopAll();
-    if (cluster) await killInstances(join(cluster.dir, 'instances'));
     rmSync(work, { recursive: true, force: true });
     if (cluster) rmSync(cluster.dir, { recursive: true, force: true });
   });

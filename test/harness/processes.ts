@@ -6,7 +6,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { freePort } from './ports.js';
-import { TEST_IDENTITY } from './aio.js';
+import { killInstances, TEST_IDENTITY } from './aio.js';
 
 const BIN = resolve(new URL('../../../bin/bulwark.js', import.meta.url).pathname);
 
@@ -22,6 +22,7 @@ export interface Cluster {
   readonly url: string;
   start(role: 'api' | 'scheduler' | 'volume' | 'backup' | 'compute', extraArgs?: string[]): Promise<RoleProcess>;
   kill9(p: RoleProcess): Promise<void>;
+  /** Stops every role, then powers off the VMs the compute role started. */
   stopAll(): Promise<void>;
 }
 
@@ -74,6 +75,8 @@ export async function makeCluster(opts: { databaseUrl?: string; extra?: Record<s
           clearTimeout(t);
         }),
       );
+      // VMs are daemonized and outlive the compute role by design: power off the ones it started, as deploy()'s stop does.
+      await killInstances(join(dir, 'instances'));
     },
   };
 }
