@@ -13,7 +13,7 @@ import { JobFailedError, blockCommit, blockdevMirror, completeReadyJob, queryJob
 import { QmpError } from '../../src/drivers/qmp/connection.js';
 import { QsdAlreadyRunningError, QsdDaemon, isOurQsd, isPidAlive, writePskKeys, type QsdDaemonOptions, type QsdExitInfo } from '../../src/drivers/qsd/daemon.js';
 import {
-  LayerStateError, addExport, closeLayer, createLayerImage, listExports, listOpenNodes, openLayer, readQcow2Header, removeExport, resizeLayer, snapshotLayers, streamInto,
+  LayerStateError, addExport, closeLayer, commitInto, createLayerImage, listExports, listOpenNodes, openLayer, readQcow2Header, removeExport, resizeLayer, snapshotLayers, streamInto,
 } from '../../src/drivers/qsd/images.js';
 
 const run = promisify(execFile);
@@ -371,5 +371,111 @@ describe('qemu-storage-daemon driver (real QSD)', { timeout: 120_000 }, () => {
     } finally {
       await t.stop();
     }
+  });
+});
+
+describe('committing a middle layer down (real QSD)', { timeout: 120_000 }, () => {
+  let cdir: string;
+  let copts: QsdDaemonOptions;
+  let d: QsdDaemon;
+  const cl = (id: string): string => join(cdir, `${id}.qcow2`);
+  const curi = (name: string): string => `nbd+unix:///${name}?socket=${copts.nbdSocket ?? ''}`;
+  const read = async (name: string): Promise<Buffer> => {
+    const out = join(cdir, `read-${Date.now()}.raw`);
+    await run('nbdcopy', ['--', curi(name), out]);
+    try {
+      return readFileSync(out);
+    } finally {
+      rmSync(out, { force: true });
+    }
+  };
+
+  before(async () => {
+    cdir = mkdtempSync(join(tmpdir(), 'bw-qsd-commit-'));
+    copts = { pidFile: join(cdir, 'run', 'qsd.pid'), qmpSocket: join(cdir, 'run', 'qmp.sock'), nbdSocket: join(cdir, 'run', 'nbd.sock') };
+    d = (await startTracked(copts)).daemon;
+  });
+
+  after(async () => {
+    await d?.stop().catch(() => undefined);
+    for (const { pid, pidFile } of started) if (isOurQsd(pid, pidFile)) process.kill(pid, 'SIGKILL');
+    rmSync(cdir, { recursive: true, force: true });
+  });
+
+  it('copies only the middle layer into its base; the volume reads the same, also after kill -9 of QSD', async () => {
+    const qmp = d.qmp;
+    // c0 <- c1 <- c2 (the volume's top, exported), as a backup's snapshots leave a volume.
+    await createLayerImage(qmp, { path: cl('c0'), sizeBytes: SIZE });
+    await openLayer(qmp, { layerId: 'c0', path: cl('c0'), backingLayerId: null, directIo: true });
+    await addExport(qmp, { exportId: 'v', layerId: 'c0', name: 'v', writable: true });
+    await qemuIo(curi('v'), 'write -P 0x11 0 4M');
+    for (const [id, backing] of [['c1', 'c0'], ['c2', 'c1']] as const) {
+      await createLayerImage(qmp, { path: cl(id), sizeBytes: SIZE, backing: { path: cl(backing) } });
+      await openLayer(qmp, { layerId: id, path: cl(id), backingLayerId: null, directIo: true });
+      await snapshotLayers(qmp, [{ activeLayerId: backing, overlayLayerId: id }]);
+      if (id === 'c1') {
+        await qemuIo(curi('v'), 'write -P 0x22 1M 1M');
+        await qemuIo(curi('v'), 'write -P 0x22 6M 1M');
+      }
+    }
+    await qemuIo(curi('v'), 'write -P 0x33 1536K 256K');
+    const want = image(SIZE, [0x11, 0, 4 * MiB], [0x22, MiB, MiB], [0x22, 6 * MiB, MiB], [0x33, 1536 * 1024, 256 * 1024]);
+    assertBytes(await read('v'), want, 'three-layer chain');
+    await assert.rejects(commitInto(qmp, { topLayerId: 'c1', baseLayerId: 'c2', jobId: 'commit-bad' }), LayerStateError, 'the base must be the layer under the top');
+
+    await commitInto(qmp, { topLayerId: 'c1', baseLayerId: 'c0', jobId: 'commit-c1' });
+    await commitInto(qmp, { topLayerId: 'c1', baseLayerId: 'c0', jobId: 'commit-c1' }); // retry is a no-op
+    let nodes = await listOpenNodes(qmp);
+    assert.equal(nodes.get('c2')?.backingNodeName, 'c0');
+    assert.equal(nodes.get('c0')?.readOnly, true, 'the base is read-only again');
+    assert.equal((await readQcow2Header(cl('c2')))?.backingFile, cl('c0'), 'the top header names the base');
+    assert.deepEqual(await queryJobs(qmp), []);
+    await closeLayer(qmp, 'c1');
+    rmSync(cl('c1'));
+    assertBytes(await read('v'), want, 'volume after the commit');
+    // The base alone now shows what the middle layer showed.
+    await addExport(qmp, { exportId: 'b', layerId: 'c0', name: 'b', writable: false });
+    assertBytes(await read('b'), image(SIZE, [0x11, 0, 4 * MiB], [0x22, MiB, MiB], [0x22, 6 * MiB, MiB]), 'base after the commit');
+
+    // Nothing the commit wrote was left only in QSD's memory.
+    const killed = d.pid;
+    process.kill(killed, 'SIGKILL');
+    await within(new Promise<void>((resolve) => d.onExit(() => resolve())), 10_000, 'exit after SIGKILL');
+    d = (await startTracked(copts)).daemon;
+    await openLayer(d.qmp, { layerId: 'c0', path: cl('c0'), backingLayerId: null, readOnly: true });
+    await openLayer(d.qmp, { layerId: 'c2', path: cl('c2'), backingLayerId: 'c0' });
+    await addExport(d.qmp, { exportId: 'v', layerId: 'c2', name: 'v', writable: true });
+    assertBytes(await read('v'), want, 'volume after QSD was killed and restarted');
+    nodes = await listOpenNodes(d.qmp);
+    assert.equal(nodes.has('c1'), false);
+    const check = await runAll('qemu-img', ['check', '-U', '-f', 'qcow2', cl('c0')]);
+    assert.equal(check.code, 0, check.out);
+  });
+
+  it('streams a base up into a volume top that keeps its writers; after kill -9 of QSD the top still holds it all', async () => {
+    // Found by this test: the stream's copies sat in QSD's qcow2 metadata cache
+    // until a flush, and the base's file was already gone.
+    const qmp = d.qmp;
+    await createLayerImage(qmp, { path: cl('s0'), sizeBytes: SIZE });
+    await openLayer(qmp, { layerId: 's0', path: cl('s0'), backingLayerId: null, directIo: true });
+    await addExport(qmp, { exportId: 'w', layerId: 's0', name: 'w', writable: true });
+    await qemuIo(curi('w'), 'write -P 0x44 0 4M');
+    await createLayerImage(qmp, { path: cl('s1'), sizeBytes: SIZE, backing: { path: cl('s0') } });
+    await openLayer(qmp, { layerId: 's1', path: cl('s1'), backingLayerId: null, directIo: true });
+    await snapshotLayers(qmp, [{ activeLayerId: 's0', overlayLayerId: 's1' }]);
+    await qemuIo(curi('w'), 'write -P 0x55 6M 1M');
+    const want = image(SIZE, [0x44, 0, 4 * MiB], [0x55, 6 * MiB, MiB]);
+    await streamInto(qmp, { topLayerId: 's1', baseLayerId: null, jobId: 'stream-s1' });
+    assert.equal((await listOpenNodes(qmp)).get('s1')?.readOnly, false, 'the top stays writable');
+    await closeLayer(qmp, 's0');
+    rmSync(cl('s0'));
+    assertBytes(await read('w'), want, 'volume after the stream');
+
+    process.kill(d.pid, 'SIGKILL');
+    await within(new Promise<void>((resolve) => d.onExit(() => resolve())), 10_000, 'exit after SIGKILL');
+    d = (await startTracked(copts)).daemon;
+    await openLayer(d.qmp, { layerId: 's1', path: cl('s1'), backingLayerId: null });
+    await addExport(d.qmp, { exportId: 'w', layerId: 's1', name: 'w', writable: true });
+    assertBytes(await read('w'), want, 'volume after QSD was killed and restarted');
   });
 });

@@ -53,6 +53,21 @@ describe('incremental backups end to end', () => {
       await c.close();
       await detachLocal(s, vol);
     };
+    const db = d.roles.store.db;
+    /** The volume's layers, top first, once the backup's temporary snapshot is gone. */
+    const settledChain = async (): Promise<string[]> => {
+      for (const deadline = Date.now() + 60_000; ; ) {
+        const layers = await db.selectFrom('layers').select(['id', 'backing_layer_id']).execute();
+        const top = await db.selectFrom('volumes').select('active_layer_id').where('id', '=', vol).executeTakeFirstOrThrow();
+        const chain: string[] = [];
+        for (let at: string | null = top.active_layer_id; at; at = layers.find((l) => l.id === at)?.backing_layer_id ?? null) chain.push(at);
+        const temp = await db.selectFrom('snapshots').select('id').where('volume_id', '=', vol).execute();
+        if (temp.length === 0 && chain.length <= 2) return chain;
+        if (Date.now() > deadline) assert.fail(`the volume's chain did not settle: ${chain.join(' <- ')}, ${temp.length} snapshot(s)`);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    };
+    const firstLayer = (await db.selectFrom('volumes').select('active_layer_id').where('id', '=', vol).executeTakeFirstOrThrow()).active_layer_id;
     const points: { backup: string; hash: string }[] = [];
     await writeRandom(40, 1);
     const full = await backup(s, vol, false);
@@ -65,6 +80,13 @@ describe('incremental backups end to end', () => {
       assert.equal(inc.progress['tracking'], 'allocation-depth');
       assert.ok(Number(inc.progress['bytes_read']) <= 9 * MiB, `incremental ${round} reads about what changed (${String(inc.progress['bytes_read'])})`);
       points.push({ backup: inc.id, hash: await volumeHash(s, vol) });
+      // The temporary snapshot's layer (the few MiB that changed) was committed down into the
+      // volume's first layer, which now carries the backup's pin; the volume was not streamed up.
+      const chain = await settledChain();
+      assert.equal(chain.length, 2, chain.join(' <- '));
+      assert.equal(chain[1], firstLayer, 'the bottom layer is still the volume\'s first');
+      const pin = await db.selectFrom('layer_pins').select('layer_id').where('owner_id', '=', inc.id).executeTakeFirstOrThrow();
+      assert.equal(pin.layer_id, firstLayer, 'the newest backup pins the bottom layer');
     }
     const unchanged = await backup(s, vol, true);
     assert.equal(Number(unchanged.progress['bytes_read']), 0, 'an incremental of an unchanged volume reads zero bytes');

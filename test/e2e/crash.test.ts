@@ -6,12 +6,15 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { NbdClient } from '../../src/drivers/nbd/client.js';
+import { QmpConnection } from '../../src/drivers/qmp/connection.js';
+import { commitInto } from '../../src/drivers/qsd/images.js';
 import { openStore, type Store } from '../../src/store/db.js';
 import { ApiSession } from '../harness/aio.js';
 import { makeCluster, type Cluster, type RoleProcess } from '../harness/processes.js';
 import { attachLocal } from './helpers.js';
 
 const SETTLED = ['available', 'error', 'deleted'];
+const MiB = 1024 * 1024;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 async function settle(s: ApiSession, kind: 'volumes' | 'snapshots', ids: string[]): Promise<Map<string, string>> {
@@ -140,5 +143,66 @@ describe('crash recovery (roles as separate processes)', () => {
     for (const n of acked) assert.ok((await nbd.read(n * 65536, 65536)).equals(block(n)), `acknowledged block ${n} survived`);
     await nbd.close();
     assert.equal(volumeRole.child.exitCode, null, 'the volume role survived its daemon');
+  });
+
+  it('a layer committed down by QSD just before the volume role died: the restarted role finishes the merge', async () => {
+    const r = await s.call<{ volume: { id: string } }>('POST', '/volumes', { volume: { size: 1, name: 'merged' } });
+    const vol = r.body.volume.id;
+    await s.waitFor(`/volumes/${vol}`, 'volume', ['available']);
+    const target = await attachLocal(s, vol);
+    const nbd = await NbdClient.connectUnix(target.socketPath, target.exportName);
+    const fill = (byte: number, length: number) => Buffer.alloc(length, byte);
+    const snapshot = async (): Promise<string> => {
+      const snap = await s.call<{ snapshot: { id: string } }>('POST', '/snapshots', { snapshot: { volume_id: vol, force: true } });
+      await s.waitFor(`/snapshots/${snap.body.snapshot.id}`, 'snapshot', ['available']);
+      return snap.body.snapshot.id;
+    };
+    await nbd.write(0, fill(0x61, 2 * MiB));
+    await nbd.flush();
+    const a = await snapshot();
+    await nbd.write(4 * MiB, fill(0x62, MiB));
+    await nbd.flush();
+    const b = await snapshot();
+    await nbd.write(8 * MiB, fill(0x63, MiB / 2));
+    await nbd.flush();
+    await nbd.close();
+    const layerOf = async (id: string) => (await store.db.selectFrom('snapshots').select('layer_id').where('id', '=', id).executeTakeFirstOrThrow()).layer_id!;
+    const [la, lb] = [await layerOf(a), await layerOf(b)];
+
+    // Deleting A leaves its layer unneeded under B's small one: the role would commit B's
+    // layer down. The role is dead; QSD does the commit, as if the role died right after.
+    await cluster.kill9(volumeRole);
+    assert.equal((await s.call('DELETE', `/snapshots/${a}`)).status, 202);
+    const qmp = await QmpConnection.connect(join(poolDir, 'run', 'qmp.sock'));
+    try {
+      await commitInto(qmp, { topLayerId: lb, baseLayerId: la, jobId: `commit-${lb}` });
+    } finally {
+      await qmp.close();
+    }
+    volumeRole = await cluster.start('volume');
+    assert.equal((await settle(s, 'snapshots', [a])).get(a), 'deleted');
+    for (const deadline = Date.now() + 30_000; (await store.db.selectFrom('layers').select('id').where('id', '=', lb).executeTakeFirst()) !== undefined; ) {
+      if (Date.now() > deadline) assert.fail(`layer ${lb} was not retired`);
+      await sleep(50);
+    }
+    assert.equal(await layerOf(b), la, "snapshot B now names the merged layer");
+
+    const read = async (volumeId: string): Promise<Buffer[]> => {
+      const t = await attachLocal(s, volumeId);
+      const c = await NbdClient.connectUnix(t.socketPath, t.exportName);
+      try {
+        return [await c.read(0, 2 * MiB), await c.read(4 * MiB, MiB), await c.read(8 * MiB, MiB / 2), await c.read(2 * MiB, 2 * MiB)];
+      } finally {
+        await c.close();
+      }
+    };
+    const [p0, p1, p2, gap] = await read(vol);
+    assert.ok(p0!.equals(fill(0x61, 2 * MiB)) && p1!.equals(fill(0x62, MiB)) && p2!.equals(fill(0x63, MiB / 2)) && gap!.equals(fill(0, 2 * MiB)), 'the volume reads as written');
+    const fromB = await s.call<{ volume: { id: string } }>('POST', '/volumes', { volume: { size: 1, snapshot_id: b } });
+    assert.equal(fromB.status, 202, JSON.stringify(fromB.body));
+    await s.waitFor(`/volumes/${fromB.body.volume.id}`, 'volume', ['available']);
+    const [q0, q1, q2] = await read(fromB.body.volume.id);
+    assert.ok(q0!.equals(fill(0x61, 2 * MiB)) && q1!.equals(fill(0x62, MiB)) && q2!.equals(fill(0, MiB / 2)), 'snapshot B shows the volume as it was');
+    await assertNoOrphans(store, poolDir);
   });
 });

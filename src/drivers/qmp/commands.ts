@@ -197,6 +197,8 @@ const exec = (qmp: QmpConnection, command: string, args: object | undefined, opt
   qmp.execute(command, args, opts).then(() => undefined);
 
 export const blockdevAdd = (qmp: QmpConnection, options: BlockdevOptions, opts?: Opts): Promise<void> => exec(qmp, 'blockdev-add', options, opts);
+/** Reopens nodes with the given options (those left out revert to defaults); flushes each first. */
+export const blockdevReopen = (qmp: QmpConnection, options: BlockdevOptions[], opts?: Opts): Promise<void> => exec(qmp, 'blockdev-reopen', { options }, opts);
 export const blockdevDel = (qmp: QmpConnection, nodeName: string, opts?: Opts): Promise<void> => exec(qmp, 'blockdev-del', { 'node-name': nodeName }, opts);
 export const blockResize = (qmp: QmpConnection, nodeName: string, sizeBytes: number, opts?: Opts): Promise<void> =>
   exec(qmp, 'block_resize', { 'node-name': nodeName, size: sizeBytes }, opts);

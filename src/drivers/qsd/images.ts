@@ -6,9 +6,9 @@ import { randomBytes } from 'node:crypto';
 import { open, stat, unlink } from 'node:fs/promises';
 import { isAbsolute } from 'node:path';
 import {
-  blockdevAdd, blockdevCreate, blockdevDel, blockExportAdd, blockExportDel, blockResize, blockStream, awaitJob,
+  blockdevAdd, blockdevCreate, blockdevDel, blockdevReopen, blockExportAdd, blockExportDel, blockResize, blockStream, blockCommit, awaitJob,
   queryBlockExports, queryBlockGraph, queryJobs, queryNamedBlockNodes, transaction,
-  type BlockDeviceInfo, type TransactionAction,
+  type BlockDeviceInfo, type BlockdevOptions, type JobWaitOptions, type TransactionAction,
 } from '../qmp/commands.js';
 import type { QmpConnection } from '../qmp/connection.js';
 
@@ -227,20 +227,31 @@ export async function openLayer(
     await blockdevAdd(qmp, { driver: 'file', 'node-name': fnode, filename: opts.path, discard: 'unmap', 'read-only': ro, ...io });
   }
   try {
-    await blockdevAdd(qmp, {
-      driver: 'qcow2',
-      'node-name': opts.layerId,
-      file: fnode,
-      backing: opts.backingLayerId,
-      discard: 'unmap',
-      'detect-zeroes': 'unmap',
-      'read-only': ro,
-    });
+    await blockdevAdd(qmp, qcow2NodeOptions(opts.layerId, opts.backingLayerId, ro));
   } catch (e) {
     await blockdevDel(qmp, fnode).catch(() => undefined);
     throw e;
   }
   return { opened: true };
+}
+
+/** A layer's qcow2 node as openLayer opens it (and flushLayer reopens it). */
+function qcow2NodeOptions(layerId: string, backingLayerId: string | null, readOnly: boolean): BlockdevOptions {
+  return { driver: 'qcow2', 'node-name': layerId, file: fileNodeName(layerId), backing: backingLayerId, discard: 'unmap', 'detect-zeroes': 'unmap', 'read-only': readOnly };
+}
+
+/**
+ * Makes everything written to a layer durable, its qcow2 metadata included:
+ * QSD keeps L2 and refcount updates in memory until the node is flushed, so a
+ * block job's copy into a layer that stays writable could be lost with QSD (a
+ * stream into a volume's top, measured: kill -9 after it lost every streamed
+ * cluster). QMP has no flush command; reopening the node with the options it
+ * already has flushes it (bdrv_reopen_prepare) and changes nothing else.
+ */
+export async function flushLayer(qmp: QmpConnection, layerId: string): Promise<void> {
+  const node = (await listOpenNodes(qmp)).get(layerId);
+  if (!node) throw new LayerStateError(`layer ${layerId} is not open`);
+  await blockdevReopen(qmp, [qcow2NodeOptions(layerId, node.backingNodeName, node.readOnly)]);
 }
 
 /** Closes qcow2 then protocol node; absent nodes are fine. Fails (QmpError) while exported or backing another node. */
@@ -329,26 +340,42 @@ export async function removeExport(qmp: QmpConnection, exportId: string, opts: {
   }
 }
 
+const jobWait = (opts: { timeoutMs?: number; signal?: AbortSignal }): JobWaitOptions => ({
+  ...(opts.timeoutMs ? { timeoutMs: opts.timeoutMs } : {}),
+  ...(opts.signal ? { signal: opts.signal } : {}),
+});
+
+/** Waits for a job of this id that an earlier attempt left running; false when there is none. */
+async function adoptedRunningJob(qmp: QmpConnection, jobId: string, wait: JobWaitOptions): Promise<boolean> {
+  if (!(await queryJobs(qmp)).some((j) => j.id === jobId)) return false;
+  await awaitJob(qmp, jobId, wait);
+  return true;
+}
+
 /**
  * Merges everything between top and base into top (block-stream), so that
  * afterwards top's backing is base (or nothing when base is null). The header
- * gets base's absolute path. Layers streamed out stay open: close them after.
+ * gets base's absolute path, and top is flushed (flushLayer): the layers
+ * streamed out stay open, and can be closed and deleted once this returns.
  * Idempotent: a job with this id still running is waited for; a top already
- * on base is left alone.
+ * on base is only flushed.
  */
 export async function streamInto(
   qmp: QmpConnection,
   opts: { topLayerId: string; baseLayerId: string | null; jobId: string; timeoutMs?: number; signal?: AbortSignal },
 ): Promise<void> {
-  const wait = { ...(opts.timeoutMs ? { timeoutMs: opts.timeoutMs } : {}), ...(opts.signal ? { signal: opts.signal } : {}) };
-  if ((await queryJobs(qmp)).some((j) => j.id === opts.jobId)) {
-    await awaitJob(qmp, opts.jobId, wait);
+  const wait = jobWait(opts);
+  if (await adoptedRunningJob(qmp, opts.jobId, wait)) {
+    await flushLayer(qmp, opts.topLayerId);
     return;
   }
   const nodes = await listOpenNodes(qmp);
   const top = nodes.get(opts.topLayerId);
   if (!top) throw new LayerStateError(`layer ${opts.topLayerId} is not open`);
-  if (top.backingNodeName === opts.baseLayerId) return;
+  if (top.backingNodeName === opts.baseLayerId) {
+    await flushLayer(qmp, opts.topLayerId); // done before a crash that may have come before its flush
+    return;
+  }
   let basePath: string | null = null;
   if (opts.baseLayerId !== null) {
     const base = nodes.get(opts.baseLayerId);
@@ -364,6 +391,44 @@ export async function streamInto(
     },
     wait,
   );
+  await flushLayer(qmp, opts.topLayerId);
+}
+
+/**
+ * Commits a middle layer down into its backing layer (block-commit, not the
+ * active layer): afterwards every node that was backed by `topLayerId` is
+ * backed by `baseLayerId`, which holds what the top showed, and the top node is
+ * left open without parents for the caller to close. It copies only what the top
+ * holds, so it is the cheap direction when the top is small (streamInto copies
+ * the base up instead). QEMU reopens the read-only base read-write for the job
+ * and read-only again at its end, which flushes the base's qcow2 metadata, so
+ * the top's file can go once this returns. Repeatable: a commit already done
+ * (nothing open is backed by the top) returns at once; one still running is
+ * awaited.
+ */
+export async function commitInto(qmp: QmpConnection, opts: { topLayerId: string; baseLayerId: string; jobId: string; timeoutMs?: number; signal?: AbortSignal }): Promise<void> {
+  const wait = jobWait(opts);
+  if (await adoptedRunningJob(qmp, opts.jobId, wait)) {
+    await flushLayer(qmp, opts.baseLayerId);
+    return;
+  }
+  const nodes = await listOpenNodes(qmp);
+  const top = nodes.get(opts.topLayerId);
+  if (!top) throw new LayerStateError(`layer ${opts.topLayerId} is not open`);
+  const above = (id: string): OpenNode | undefined => [...nodes.values()].find((n) => n.backingNodeName === id);
+  if (!above(opts.topLayerId)) {
+    await flushLayer(qmp, opts.baseLayerId);
+    return;
+  }
+  if (top.backingNodeName !== opts.baseLayerId) throw new LayerStateError(`layer ${opts.topLayerId} is backed by ${top.backingNodeName ?? 'nothing'}, not ${opts.baseLayerId}`);
+  const base = nodes.get(opts.baseLayerId);
+  if (!base?.path) throw new LayerStateError(`base layer ${opts.baseLayerId} is not open`);
+  // block-commit runs on a root node: the top of any chain through the layer.
+  let root = above(opts.topLayerId)!;
+  for (let next = above(root.nodeName); next; next = above(root.nodeName)) root = next;
+  const outcome = await blockCommit(qmp, { 'job-id': opts.jobId, device: root.nodeName, 'top-node': opts.topLayerId, 'base-node': opts.baseLayerId, 'backing-file': base.path }, wait);
+  if (outcome !== 'completed') throw new LayerStateError(`commit of ${opts.topLayerId} stopped at ${outcome}`);
+  await flushLayer(qmp, opts.baseLayerId);
 }
 
 /**

@@ -1,8 +1,8 @@
 // Graph operations of one pool, each safe to repeat after a crash at any point:
 // the store records a layer (state `creating`, `pending_for`) before its file
 // exists, and a file is unlinked only after its row says `deleting`.
-import { existsSync, unlinkSync } from 'node:fs';
-import { createLayerImage, listOpenNodes, openLayer, closeLayer, snapshotLayers, streamInto } from '../../drivers/qsd/images.js';
+import { existsSync, statSync, unlinkSync } from 'node:fs';
+import { commitInto, createLayerImage, listExports, listOpenNodes, openLayer, closeLayer, snapshotLayers, streamInto } from '../../drivers/qsd/images.js';
 import type { Executor, Store } from '../../store/db.js';
 import { nowIso } from '../../store/db.js';
 import type { LayerRow } from '../../store/schema.js';
@@ -109,8 +109,9 @@ export class LayerOps {
   }
 
   /** Reclaims space until nothing changes: a layer that no volume writes to and no
-   *  snapshot names is deleted when nothing backs onto it, and merged into its
-   *  only child (block-stream) when one layer does. Shared bases stay. */
+   *  snapshot names is deleted when nothing backs onto it, and merged with its
+   *  only child when one layer does, whichever way copies less (see mergeWithChild).
+   *  Shared bases stay. */
   async collectGarbage(): Promise<void> {
     for (let round = 0; round < 1000; round++) {
       const layers = await layersOf(this.store.db, this.pool.host);
@@ -133,16 +134,54 @@ export class LayerOps {
         }
         const kid = kids.length === 1 ? byId.get(kids[0]!) : undefined;
         if (kid && kid.state === 'ready') {
-          this.log.info({ layer: l.id, into: kid.id }, 'merging an unneeded layer into its only child');
-          await streamInto(this.pool.qmp, { topLayerId: kid.id, baseLayerId: l.backing_layer_id, jobId: `stream-${kid.id}` });
-          await this.store.db.updateTable('layers').set({ backing_layer_id: l.backing_layer_id }).where('id', '=', kid.id).execute();
-          await this.destroyLayer(l);
+          const grandchildren = (refs.children.get(kid.id) ?? []).map((id) => byId.get(id));
+          await this.mergeWithChild(l, kid, { isTop: refs.volumeTops.has(kid.id), children: grandchildren });
           changed = true;
           break;
         }
       }
       if (!changed) return;
     }
+  }
+
+  /**
+   * Merges an unneeded layer with its only child. Streaming the layer up into the
+   * child copies the layer; committing the child down into the layer copies the
+   * child, then the layer takes the child's place (its snapshots, pins and
+   * children). After a backup's temporary snapshot the child is typically the
+   * few changed MiB and the layer the whole volume, so each incremental costs
+   * what changed instead of a rewrite of the volume. The child is committed down
+   * only when it is smaller and only a middle layer: not a volume's top (that
+   * would be an active commit) and not exported itself. Either way the survivor
+   * is flushed before the other layer's file goes; a crash at any point leaves a
+   * chain that reads the same and a merge that repeats.
+   */
+  private async mergeWithChild(l: LayerRow, kid: LayerRow, kidIs: { isTop: boolean; children: (LayerRow | undefined)[] }): Promise<void> {
+    const qmp = this.pool.qmp;
+    const allocated = (path: string): number => (existsSync(path) ? statSync(path).blocks * 512 : 0);
+    // Only under finished layers: one still being made may not be open yet.
+    const middle = !kidIs.isTop && kidIs.children.length > 0 && kidIs.children.every((c) => c?.state === 'ready');
+    // A commit that QSD finished before a crash kept the store from following: finish that one.
+    const committed = middle && ![...(await listOpenNodes(qmp)).values()].some((n) => n.backingNodeName === kid.id);
+    const down = committed || (middle && allocated(kid.path) < allocated(l.path) && !(await listExports(qmp)).some((e) => e.nodeName === kid.id));
+    if (!down) {
+      this.log.info({ layer: l.id, into: kid.id }, 'merging an unneeded layer into its only child');
+      await streamInto(qmp, { topLayerId: kid.id, baseLayerId: l.backing_layer_id, jobId: `stream-${kid.id}` });
+      await this.store.db.updateTable('layers').set({ backing_layer_id: l.backing_layer_id }).where('id', '=', kid.id).execute();
+      await this.destroyLayer(l);
+      return;
+    }
+    this.log.info({ layer: kid.id, into: l.id }, 'committing a small layer down into its unneeded base');
+    await commitInto(qmp, { topLayerId: kid.id, baseLayerId: l.id, jobId: `commit-${kid.id}` });
+    await this.store.transaction(async (trx) => {
+      await trx.updateTable('snapshots').set({ layer_id: l.id }).where('layer_id', '=', kid.id).execute();
+      await trx.updateTable('layer_pins').set({ layer_id: l.id }).where('layer_id', '=', kid.id).execute();
+      await trx.updateTable('layers').set({ backing_layer_id: l.id }).where('backing_layer_id', '=', kid.id).execute();
+      // The commit grew the base to the child's size if the volume was extended in between.
+      await trx.updateTable('layers').set({ size_bytes: Math.max(l.size_bytes, kid.size_bytes) }).where('id', '=', l.id).execute();
+      await trx.updateTable('layers').set({ state: 'deleting' }).where('id', '=', kid.id).execute();
+    });
+    await this.destroyLayer({ ...kid, state: 'deleting' });
   }
 
   /** After a fresh QSD start, rolls forward snapshot switches interrupted by a
