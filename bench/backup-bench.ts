@@ -241,10 +241,11 @@ async function main(): Promise<void> {
     const qimgDurable = time(() => execFileSync('qemu-img', ['convert', '-U', '-t', 'none', '-f', 'qcow2', '-O', 'raw', top1, rawDurable]));
     rmSync(rawDurable);
 
-    const tempSnapshots = async (): Promise<number> => {
+    /** Jobs not finished yet, of any role: 0 once the volume role has merged the dropped snapshot's layer. */
+    const unfinishedJobs = async (): Promise<number> => {
       const { default: Database } = await import('better-sqlite3');
       const db = new Database(join(cluster.dir, 'bulwark.db'), { readonly: true });
-      const row = db.prepare('select count(*) as n from snapshots where volume_id = ?').get(vol) as { n: number };
+      const row = db.prepare("select count(*) as n from jobs where state not in ('done', 'failed')").get() as { n: number };
       db.close();
       return row.n;
     };
@@ -259,7 +260,7 @@ async function main(): Promise<void> {
     // temporary snapshot (merging its layer). Waited for, not timed as the
     // backup, and reported, so that no later step runs beside it.
     const settled = async (from: number): Promise<number> => {
-      while ((await tempSnapshots()) > 0) await new Promise((r) => setTimeout(r, 20));
+      while ((await unfinishedJobs()) > 0) await new Promise((r) => setTimeout(r, 20));
       return performance.now() - from;
     };
     step('qemu-img baseline done');
@@ -370,7 +371,7 @@ async function main(): Promise<void> {
     out.push(`repository after full: Bulwark ${mib(repoFull)}, restic ${mib(resticFullSize)}`);
     out.push(`rewrote ${mib(changed)} (5% of blocks)`);
     out.push(`incremental backup: Bulwark ${f(inc.ms)} (read ${mib(inc.value.bytesRead)} = ${(inc.value.bytesRead / changed).toFixed(2)}x changed [target <= 1.1x]), restic ${f(rInc.ms)}  -> ${(rInc.ms / inc.ms).toFixed(2)}x faster [target >= 7x]`);
-    out.push(`temporary snapshot dropped (volume settled) after: full ${f(fullSettledMs)}, incremental ${f(incSettledMs)}`);
+    out.push(`backup job done, its temporary snapshot dropped and merged, after: full ${f(fullSettledMs)}, incremental ${f(incSettledMs)}`);
     out.push(`repository growth:  Bulwark ${mib(repoInc - repoFull)} = ${((repoInc - repoFull) / changed).toFixed(2)}x changed [target <= 1.2x], restic ${mib(resticIncSize - resticFullSize)}`);
     const runs = (xs: number[]) => xs.map((x) => (x / 1000).toFixed(2)).join(', ');
     out.push(`restore (median of ${restoreRuns}): Bulwark ${f(median(ours))}, restic ${f(median(theirs))}  -> ${(median(theirs) / median(ours)).toFixed(2)}x faster [target >= 2x]; restic + flushing what it wrote ${f(median(theirsFlushed))} -> ${(median(theirsFlushed) / median(ours)).toFixed(2)}x`);
