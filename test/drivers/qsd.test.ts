@@ -452,6 +452,31 @@ describe('committing a middle layer down (real QSD)', { timeout: 120_000 }, () =
     assert.equal(check.code, 0, check.out);
   });
 
+  it('refuses to commit a layer that a running stream holds, and never takes it for a finished commit', async () => {
+    const qmp = d.qmp;
+    await createLayerImage(qmp, { path: cl('h0'), sizeBytes: SIZE });
+    await openLayer(qmp, { layerId: 'h0', path: cl('h0'), backingLayerId: null });
+    await addExport(qmp, { exportId: 'h', layerId: 'h0', name: 'h', writable: true });
+    await qemuIo(curi('h'), 'write -P 0x66 0 8M');
+    for (const [id, backing] of [['h1', 'h0'], ['h2', 'h1']] as const) {
+      await createLayerImage(qmp, { path: cl(id), sizeBytes: SIZE, backing: { path: cl(backing) } });
+      await openLayer(qmp, { layerId: id, path: cl(id), backingLayerId: null });
+      await snapshotLayers(qmp, [{ activeLayerId: backing, overlayLayerId: id }]);
+    }
+    // A stream into h1 throttled to a crawl: QEMU puts its filter between h2 and h1.
+    await qmp.execute('block-stream', { 'job-id': 'slow', device: 'h1', speed: 4096, 'auto-dismiss': false });
+    try {
+      assert.equal((await listOpenNodes(qmp)).get('h2')?.backingNodeName?.startsWith('#'), true, 'the filter sits under h2');
+      await assert.rejects(commitInto(qmp, { topLayerId: 'h1', baseLayerId: 'h0', jobId: 'commit-h1' }), LayerStateError);
+    } finally {
+      await qmp.execute('job-cancel', { id: 'slow' });
+      for (let i = 0; i < 100 && !(await queryJobs(qmp)).some((j) => j.id === 'slow' && j.status === 'concluded'); i++) await new Promise((r) => setTimeout(r, 20));
+      await qmp.execute('job-dismiss', { id: 'slow' });
+    }
+    assert.deepEqual(await queryJobs(qmp), []);
+    assertBytes(await read('h'), image(SIZE, [0x66, 0, 8 * MiB]), 'the volume is untouched');
+  });
+
   it('streams a base up into a volume top that keeps its writers; after kill -9 of QSD the top still holds it all', async () => {
     // Found by this test: the stream's copies sat in QSD's qcow2 metadata cache
     // until a flush, and the base's file was already gone.

@@ -340,6 +340,17 @@ export async function removeExport(qmp: QmpConnection, exportId: string, opts: {
   }
 }
 
+/**
+ * Whether anything holds the node as a child: a layer backed by it, an export,
+ * or a job's filter (QEMU's auto-named nodes, which listOpenNodes leaves out).
+ */
+async function hasParents(qmp: QmpConnection, nodeName: string): Promise<boolean> {
+  const graph = await queryBlockGraph(qmp);
+  if (!graph) return [...(await listOpenNodes(qmp)).values()].some((n) => n.backingNodeName === nodeName) || (await listExports(qmp)).some((e) => e.nodeName === nodeName);
+  const ids = new Set(graph.nodes.filter((n) => n.type === 'block-driver' && n.name === nodeName).map((n) => n.id));
+  return graph.edges.some((e) => ids.has(e.child));
+}
+
 const jobWait = (opts: { timeoutMs?: number; signal?: AbortSignal }): JobWaitOptions => ({
   ...(opts.timeoutMs ? { timeoutMs: opts.timeoutMs } : {}),
   ...(opts.signal ? { signal: opts.signal } : {}),
@@ -400,11 +411,10 @@ export async function streamInto(
  * backed by `baseLayerId`, which holds what the top showed, and the top node is
  * left open without parents for the caller to close. It copies only what the top
  * holds, so it is the cheap direction when the top is small (streamInto copies
- * the base up instead). QEMU reopens the read-only base read-write for the job
- * and read-only again at its end, which flushes the base's qcow2 metadata, so
- * the top's file can go once this returns. Repeatable: a commit already done
- * (nothing open is backed by the top) returns at once; one still running is
- * awaited.
+ * the base up instead). The base is flushed before this returns, so the top's
+ * file can go then. Repeatable: a commit still running is awaited; one already
+ * done (nothing holds the top any more) only flushes the base. A top held by
+ * something other than a layer (another job's filter) is refused.
  */
 export async function commitInto(qmp: QmpConnection, opts: { topLayerId: string; baseLayerId: string; jobId: string; timeoutMs?: number; signal?: AbortSignal }): Promise<void> {
   const wait = jobWait(opts);
@@ -415,16 +425,17 @@ export async function commitInto(qmp: QmpConnection, opts: { topLayerId: string;
   const nodes = await listOpenNodes(qmp);
   const top = nodes.get(opts.topLayerId);
   if (!top) throw new LayerStateError(`layer ${opts.topLayerId} is not open`);
-  const above = (id: string): OpenNode | undefined => [...nodes.values()].find((n) => n.backingNodeName === id);
-  if (!above(opts.topLayerId)) {
+  if (!(await hasParents(qmp, opts.topLayerId))) {
     await flushLayer(qmp, opts.baseLayerId);
     return;
   }
+  const above = (id: string): OpenNode | undefined => [...nodes.values()].find((n) => n.backingNodeName === id);
+  let root = above(opts.topLayerId);
+  if (!root) throw new LayerStateError(`layer ${opts.topLayerId} is held by something other than a layer (a running job?)`);
   if (top.backingNodeName !== opts.baseLayerId) throw new LayerStateError(`layer ${opts.topLayerId} is backed by ${top.backingNodeName ?? 'nothing'}, not ${opts.baseLayerId}`);
   const base = nodes.get(opts.baseLayerId);
   if (!base?.path) throw new LayerStateError(`base layer ${opts.baseLayerId} is not open`);
   // block-commit runs on a root node: the top of any chain through the layer.
-  let root = above(opts.topLayerId)!;
   for (let next = above(root.nodeName); next; next = above(root.nodeName)) root = next;
   const outcome = await blockCommit(qmp, { 'job-id': opts.jobId, device: root.nodeName, 'top-node': opts.topLayerId, 'base-node': opts.baseLayerId, 'backing-file': base.path }, wait);
   if (outcome !== 'completed') throw new LayerStateError(`commit of ${opts.topLayerId} stopped at ${outcome}`);

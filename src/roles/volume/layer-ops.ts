@@ -3,6 +3,7 @@
 // exists, and a file is unlinked only after its row says `deleting`.
 import { existsSync, statSync, unlinkSync } from 'node:fs';
 import { commitInto, createLayerImage, listExports, listOpenNodes, openLayer, closeLayer, snapshotLayers, streamInto } from '../../drivers/qsd/images.js';
+import { queryJobs } from '../../drivers/qmp/commands.js';
 import type { Executor, Store } from '../../store/db.js';
 import { nowIso } from '../../store/db.js';
 import type { LayerRow } from '../../store/schema.js';
@@ -161,9 +162,15 @@ export class LayerOps {
     const allocated = (path: string): number => (existsSync(path) ? statSync(path).blocks * 512 : 0);
     // Only under finished layers: one still being made may not be open yet.
     const middle = !kidIs.isTop && kidIs.children.length > 0 && kidIs.children.every((c) => c?.state === 'ready');
-    // A commit that QSD finished before a crash kept the store from following: finish that one.
-    const committed = middle && ![...(await listOpenNodes(qmp)).values()].some((n) => n.backingNodeName === kid.id);
-    const down = committed || (middle && allocated(kid.path) < allocated(l.path) && !(await listExports(qmp)).some((e) => e.nodeName === kid.id));
+    // A merge begun before a crash is finished the way it began: a job left
+    // running, or a commit QSD finished (every child already sits on l) that the
+    // store had not followed yet.
+    const jobs = new Set((await queryJobs(qmp)).map((j) => j.id));
+    const live = await listOpenNodes(qmp);
+    const committed = middle && kidIs.children.every((c) => c !== undefined && live.get(c.id)?.backingNodeName === l.id);
+    const down =
+      !jobs.has(`stream-${kid.id}`) &&
+      (jobs.has(`commit-${kid.id}`) || committed || (middle && allocated(kid.path) < allocated(l.path) && !(await listExports(qmp)).some((e) => e.nodeName === kid.id)));
     if (!down) {
       this.log.info({ layer: l.id, into: kid.id }, 'merging an unneeded layer into its only child');
       await streamInto(qmp, { topLayerId: kid.id, baseLayerId: l.backing_layer_id, jobId: `stream-${kid.id}` });
