@@ -356,11 +356,16 @@ const jobWait = (opts: { timeoutMs?: number; signal?: AbortSignal }): JobWaitOpt
   ...(opts.signal ? { signal: opts.signal } : {}),
 });
 
-/** Waits for a job of this id that an earlier attempt left running; false when there is none. */
-async function adoptedRunningJob(qmp: QmpConnection, jobId: string, wait: JobWaitOptions): Promise<boolean> {
-  if (!(await queryJobs(qmp)).some((j) => j.id === jobId)) return false;
-  await awaitJob(qmp, jobId, wait);
-  return true;
+/**
+ * Runs a merge job and then flushes the layer that keeps the data, however the
+ * merge ends: a job of this id that an earlier attempt left running is waited
+ * for instead of starting one, and `merge` may find the work already done
+ * (before a crash that may have come before its flush).
+ */
+async function mergeThenFlush(qmp: QmpConnection, jobId: string, wait: JobWaitOptions, survivorLayerId: string, merge: () => Promise<void>): Promise<void> {
+  if ((await queryJobs(qmp)).some((j) => j.id === jobId)) await awaitJob(qmp, jobId, wait);
+  else await merge();
+  await flushLayer(qmp, survivorLayerId);
 }
 
 /**
@@ -376,33 +381,27 @@ export async function streamInto(
   opts: { topLayerId: string; baseLayerId: string | null; jobId: string; timeoutMs?: number; signal?: AbortSignal },
 ): Promise<void> {
   const wait = jobWait(opts);
-  if (await adoptedRunningJob(qmp, opts.jobId, wait)) {
-    await flushLayer(qmp, opts.topLayerId);
-    return;
-  }
-  const nodes = await listOpenNodes(qmp);
-  const top = nodes.get(opts.topLayerId);
-  if (!top) throw new LayerStateError(`layer ${opts.topLayerId} is not open`);
-  if (top.backingNodeName === opts.baseLayerId) {
-    await flushLayer(qmp, opts.topLayerId); // done before a crash that may have come before its flush
-    return;
-  }
-  let basePath: string | null = null;
-  if (opts.baseLayerId !== null) {
-    const base = nodes.get(opts.baseLayerId);
-    if (!base?.path) throw new LayerStateError(`base layer ${opts.baseLayerId} is not open`);
-    basePath = base.path;
-  }
-  await blockStream(
-    qmp,
-    {
-      'job-id': opts.jobId,
-      device: opts.topLayerId,
-      ...(opts.baseLayerId !== null && basePath !== null ? { 'base-node': opts.baseLayerId, 'backing-file': basePath } : {}),
-    },
-    wait,
-  );
-  await flushLayer(qmp, opts.topLayerId);
+  await mergeThenFlush(qmp, opts.jobId, wait, opts.topLayerId, async () => {
+    const nodes = await listOpenNodes(qmp);
+    const top = nodes.get(opts.topLayerId);
+    if (!top) throw new LayerStateError(`layer ${opts.topLayerId} is not open`);
+    if (top.backingNodeName === opts.baseLayerId) return;
+    let basePath: string | null = null;
+    if (opts.baseLayerId !== null) {
+      const base = nodes.get(opts.baseLayerId);
+      if (!base?.path) throw new LayerStateError(`base layer ${opts.baseLayerId} is not open`);
+      basePath = base.path;
+    }
+    await blockStream(
+      qmp,
+      {
+        'job-id': opts.jobId,
+        device: opts.topLayerId,
+        ...(opts.baseLayerId !== null && basePath !== null ? { 'base-node': opts.baseLayerId, 'backing-file': basePath } : {}),
+      },
+      wait,
+    );
+  });
 }
 
 /**
@@ -418,28 +417,22 @@ export async function streamInto(
  */
 export async function commitInto(qmp: QmpConnection, opts: { topLayerId: string; baseLayerId: string; jobId: string; timeoutMs?: number; signal?: AbortSignal }): Promise<void> {
   const wait = jobWait(opts);
-  if (await adoptedRunningJob(qmp, opts.jobId, wait)) {
-    await flushLayer(qmp, opts.baseLayerId);
-    return;
-  }
-  const nodes = await listOpenNodes(qmp);
-  const top = nodes.get(opts.topLayerId);
-  if (!top) throw new LayerStateError(`layer ${opts.topLayerId} is not open`);
-  if (!(await hasParents(qmp, opts.topLayerId))) {
-    await flushLayer(qmp, opts.baseLayerId);
-    return;
-  }
-  const above = (id: string): OpenNode | undefined => [...nodes.values()].find((n) => n.backingNodeName === id);
-  let root = above(opts.topLayerId);
-  if (!root) throw new LayerStateError(`layer ${opts.topLayerId} is held by something other than a layer (a running job?)`);
-  if (top.backingNodeName !== opts.baseLayerId) throw new LayerStateError(`layer ${opts.topLayerId} is backed by ${top.backingNodeName ?? 'nothing'}, not ${opts.baseLayerId}`);
-  const base = nodes.get(opts.baseLayerId);
-  if (!base?.path) throw new LayerStateError(`base layer ${opts.baseLayerId} is not open`);
-  // block-commit runs on a root node: the top of any chain through the layer.
-  for (let next = above(root.nodeName); next; next = above(root.nodeName)) root = next;
-  const outcome = await blockCommit(qmp, { 'job-id': opts.jobId, device: root.nodeName, 'top-node': opts.topLayerId, 'base-node': opts.baseLayerId, 'backing-file': base.path }, wait);
-  if (outcome !== 'completed') throw new LayerStateError(`commit of ${opts.topLayerId} stopped at ${outcome}`);
-  await flushLayer(qmp, opts.baseLayerId);
+  await mergeThenFlush(qmp, opts.jobId, wait, opts.baseLayerId, async () => {
+    const nodes = await listOpenNodes(qmp);
+    const top = nodes.get(opts.topLayerId);
+    if (!top) throw new LayerStateError(`layer ${opts.topLayerId} is not open`);
+    if (!(await hasParents(qmp, opts.topLayerId))) return;
+    const above = (id: string): OpenNode | undefined => [...nodes.values()].find((n) => n.backingNodeName === id);
+    let root = above(opts.topLayerId);
+    if (!root) throw new LayerStateError(`layer ${opts.topLayerId} is held by something other than a layer (a running job?)`);
+    if (top.backingNodeName !== opts.baseLayerId) throw new LayerStateError(`layer ${opts.topLayerId} is backed by ${top.backingNodeName ?? 'nothing'}, not ${opts.baseLayerId}`);
+    const base = nodes.get(opts.baseLayerId);
+    if (!base?.path) throw new LayerStateError(`base layer ${opts.baseLayerId} is not open`);
+    // block-commit runs on a root node: the top of any chain through the layer.
+    for (let next = above(root.nodeName); next; next = above(root.nodeName)) root = next;
+    const outcome = await blockCommit(qmp, { 'job-id': opts.jobId, device: root.nodeName, 'top-node': opts.topLayerId, 'base-node': opts.baseLayerId, 'backing-file': base.path }, wait);
+    if (outcome !== 'completed') throw new LayerStateError(`commit of ${opts.topLayerId} stopped at ${outcome}`);
+  });
 }
 
 /**
