@@ -41,10 +41,10 @@ async function qemuIo(target: string, cmd: string, extra: string[] = []): Promis
   return out;
 }
 
-/** Reads a whole export with nbdcopy (a real NBD client) into memory. */
-async function readExport(name: string): Promise<Buffer> {
-  const out = join(dir, `read-${name}-${Date.now()}.raw`);
-  await run('nbdcopy', ['--', uri(name), out]);
+/** Reads a whole export with nbdcopy (a real NBD client) into memory; the default socket is the first suite's daemon. */
+async function readExport(name: string, socket?: string, scratchDir = dir): Promise<Buffer> {
+  const out = join(scratchDir, `read-${name}-${Date.now()}.raw`);
+  await run('nbdcopy', ['--', uri(name, socket), out]);
   try {
     return readFileSync(out);
   } finally {
@@ -379,16 +379,8 @@ describe('committing a middle layer down (real QSD)', { timeout: 120_000 }, () =
   let copts: QsdDaemonOptions;
   let d: QsdDaemon;
   const cl = (id: string): string => join(cdir, `${id}.qcow2`);
-  const curi = (name: string): string => `nbd+unix:///${name}?socket=${copts.nbdSocket ?? ''}`;
-  const read = async (name: string): Promise<Buffer> => {
-    const out = join(cdir, `read-${Date.now()}.raw`);
-    await run('nbdcopy', ['--', curi(name), out]);
-    try {
-      return readFileSync(out);
-    } finally {
-      rmSync(out, { force: true });
-    }
-  };
+  const curi = (name: string): string => uri(name, copts.nbdSocket);
+  const read = (name: string): Promise<Buffer> => readExport(name, copts.nbdSocket, cdir);
 
   before(async () => {
     cdir = mkdtempSync(join(tmpdir(), 'bw-qsd-commit-'));

@@ -11,7 +11,7 @@ import { commitInto } from '../../src/drivers/qsd/images.js';
 import { openStore, type Store } from '../../src/store/db.js';
 import { ApiSession } from '../harness/aio.js';
 import { makeCluster, type Cluster, type RoleProcess } from '../harness/processes.js';
-import { attachLocal } from './helpers.js';
+import { attachLocal, createSnapshot, createVolume } from './helpers.js';
 
 const SETTLED = ['available', 'error', 'deleted'];
 const MiB = 1024 * 1024;
@@ -146,23 +146,16 @@ describe('crash recovery (roles as separate processes)', () => {
   });
 
   it('a layer committed down by QSD just before the volume role died: the restarted role finishes the merge', async () => {
-    const r = await s.call<{ volume: { id: string } }>('POST', '/volumes', { volume: { size: 1, name: 'merged' } });
-    const vol = r.body.volume.id;
-    await s.waitFor(`/volumes/${vol}`, 'volume', ['available']);
+    const vol = await createVolume(s, { size: 1, name: 'merged' });
     const target = await attachLocal(s, vol);
     const nbd = await NbdClient.connectUnix(target.socketPath, target.exportName);
     const fill = (byte: number, length: number) => Buffer.alloc(length, byte);
-    const snapshot = async (): Promise<string> => {
-      const snap = await s.call<{ snapshot: { id: string } }>('POST', '/snapshots', { snapshot: { volume_id: vol, force: true } });
-      await s.waitFor(`/snapshots/${snap.body.snapshot.id}`, 'snapshot', ['available']);
-      return snap.body.snapshot.id;
-    };
     await nbd.write(0, fill(0x61, 2 * MiB));
     await nbd.flush();
-    const a = await snapshot();
+    const a = await createSnapshot(s, vol, true);
     await nbd.write(4 * MiB, fill(0x62, MiB));
     await nbd.flush();
-    const b = await snapshot();
+    const b = await createSnapshot(s, vol, true);
     await nbd.write(8 * MiB, fill(0x63, MiB / 2));
     await nbd.flush();
     await nbd.close();
@@ -198,10 +191,7 @@ describe('crash recovery (roles as separate processes)', () => {
     };
     const [p0, p1, p2, gap] = await read(vol);
     assert.ok(p0!.equals(fill(0x61, 2 * MiB)) && p1!.equals(fill(0x62, MiB)) && p2!.equals(fill(0x63, MiB / 2)) && gap!.equals(fill(0, 2 * MiB)), 'the volume reads as written');
-    const fromB = await s.call<{ volume: { id: string } }>('POST', '/volumes', { volume: { size: 1, snapshot_id: b } });
-    assert.equal(fromB.status, 202, JSON.stringify(fromB.body));
-    await s.waitFor(`/volumes/${fromB.body.volume.id}`, 'volume', ['available']);
-    const [q0, q1, q2] = await read(fromB.body.volume.id);
+    const [q0, q1, q2] = await read(await createVolume(s, { size: 1, snapshot_id: b }));
     assert.ok(q0!.equals(fill(0x61, 2 * MiB)) && q1!.equals(fill(0x62, MiB)) && q2!.equals(fill(0, MiB / 2)), 'snapshot B shows the volume as it was');
     await assertNoOrphans(store, poolDir);
   });
