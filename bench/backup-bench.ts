@@ -224,13 +224,18 @@ async function main(): Promise<void> {
     step('reference volume written');
     out.push(`reference volume: ${BLOCKS} MiB, ${written / MiB} MiB written (50% random, 25% text), 25% unallocated`);
 
-    const layerOf = async (volumeId = vol) => {
+    /** One row from the cluster's state store, read-only beside the running roles. */
+    const storeRow = async <T>(sql: string, ...params: unknown[]): Promise<T> => {
       const { default: Database } = await import('better-sqlite3');
       const db = new Database(join(cluster.dir, 'bulwark.db'), { readonly: true });
-      const row = db.prepare('select l.path from volumes v join layers l on l.id = v.active_layer_id where v.id = ?').get(volumeId) as { path: string };
-      db.close();
-      return row.path;
+      try {
+        return db.prepare(sql).get(...params) as T;
+      } finally {
+        db.close();
+      }
     };
+    const layerOf = async (volumeId = vol) =>
+      (await storeRow<{ path: string }>('select l.path from volumes v join layers l on l.id = v.active_layer_id where v.id = ?', volumeId)).path;
     // The same data as a raw file for restic, made by the qemu-img baseline itself.
     const raw = join(work, 'reference.raw');
     const top1 = await layerOf();
@@ -242,13 +247,7 @@ async function main(): Promise<void> {
     rmSync(rawDurable);
 
     /** Jobs not finished yet, of any role: 0 once the volume role has merged the dropped snapshot's layer. */
-    const unfinishedJobs = async (): Promise<number> => {
-      const { default: Database } = await import('better-sqlite3');
-      const db = new Database(join(cluster.dir, 'bulwark.db'), { readonly: true });
-      const row = db.prepare("select count(*) as n from jobs where state not in ('done', 'failed')").get() as { n: number };
-      db.close();
-      return row.n;
-    };
+    const unfinishedJobs = async (): Promise<number> => (await storeRow<{ n: number }>("select count(*) as n from jobs where state not in ('done', 'failed')")).n;
     const backupOnce = async (incremental: boolean) => {
       const t0 = performance.now();
       const r = await s.call<{ backup: { id: string } }>('POST', '/backups', { backup: { volume_id: vol, incremental } });
