@@ -6,7 +6,7 @@
 // one invocation. Prints figures and the issue's targets; asserts nothing.
 // Restores run several times, alternating with restic's, and medians are
 // compared: on this shared VM disk identical runs differ by tens of percent.
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -52,6 +52,39 @@ function median(xs: readonly number[]): number {
 
 function du(path: string): number {
   return Number(execFileSync('du', ['-sb', path]).toString().split(/\s/)[0]);
+}
+
+/** Every file under `dir`, recursively. */
+function filesUnder(dir: string): string[] {
+  return readdirSync(dir, { withFileTypes: true, recursive: true }).filter((d) => d.isFile()).map((d) => join(d.parentPath ?? d.path, d.name));
+}
+
+function exited(cmd: string, args: string[]): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const c = spawn(cmd, args, { stdio: 'ignore' });
+    c.on('error', reject);
+    c.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`${cmd} exited with ${String(code)}`))));
+  });
+}
+
+/**
+ * What this disk needs, at best, to move a restore's bytes: every file of the
+ * repository read (cat, through the page cache and its readahead, as the
+ * restore reads packs) while fio writes `writeBytes` with O_DIRECT and fsyncs,
+ * as the restore writes the volume. No decryption, no NBD, no qcow2: a floor
+ * no restore from this repository on this disk can beat. null without fio.
+ */
+async function diskFloor(repoDir: string, scratch: string, writeBytes: number): Promise<Timed<void> | null> {
+  if (spawnSync('fio', ['--version']).status !== 0) return null;
+  const target = join(scratch, 'floor.raw');
+  const t = await timeAsync(() =>
+    Promise.all([
+      exited('sh', ['-c', 'cat "$@" > /dev/null', 'sh', ...filesUnder(repoDir)]),
+      exited('fio', ['--name=floor', `--filename=${target}`, `--size=${Math.ceil(writeBytes / MiB)}M`, '--rw=write', '--bs=1M', '--direct=1', '--ioengine=libaio', '--iodepth=16', '--end_fsync=1']),
+    ]).then(() => undefined),
+  );
+  rmSync(target, { force: true });
+  return t;
 }
 
 interface Timed<T> {
@@ -321,6 +354,8 @@ async function main(): Promise<void> {
     const ours: number[] = [];
     const theirs: number[] = [];
     const theirsFlushed: number[] = [];
+    const floors: number[] = [];
+    let floorDisk = 'n/a';
     let restore: Timed<string> | null = null;
     let rRestore: Timed<void> | null = null;
     let same: ReturnType<typeof spawnSync> | null = null;
@@ -357,6 +392,9 @@ async function main(): Promise<void> {
       theirs.push(rr.ms);
       theirsFlushed.push(rr.ms + performance.now() - flushStart);
       if (run === 0) rRestore = rr;
+      const floor = await diskFloor(repoDir, work, written);
+      if (floor) floors.push(floor.ms);
+      if (floor && run === 0) floorDisk = floor.disk;
       step(`restore run ${run + 1} of ${restoreRuns} done`);
     }
     step('restores done');
@@ -375,12 +413,17 @@ async function main(): Promise<void> {
     const runs = (xs: number[]) => xs.map((x) => (x / 1000).toFixed(2)).join(', ');
     out.push(`restore (median of ${restoreRuns}): Bulwark ${f(median(ours))}, restic ${f(median(theirs))}  -> ${(median(theirs) / median(ours)).toFixed(2)}x faster [target >= 2x]; restic + flushing what it wrote ${f(median(theirsFlushed))} -> ${(median(theirsFlushed) / median(ours)).toFixed(2)}x`);
     out.push(`  runs (s): Bulwark ${runs(ours)}; restic ${runs(theirs)}; restic + flush ${runs(theirsFlushed)}; ratio per run ${ours.map((o, i) => (theirs[i]! / o).toFixed(2)).join(', ')}`);
+    if (floors.length > 0) {
+      const fl = median(floors);
+      out.push(`  disk floor for the restore's bytes (cat every repository file while fio writes ${mib(written)} O_DIRECT and fsyncs; no decryption, NBD or qcow2): median ${f(fl)}, runs ${runs(floors)}`);
+      out.push(`  -> Bulwark's restore takes ${(median(ours) / fl).toFixed(2)}x the floor; 2x restic would need ${f(median(theirs) / 2)} = ${(median(theirs) / 2 / fl).toFixed(2)}x the floor`);
+    } else out.push('  disk floor: not measured (fio is not installed)');
     out.push(`restored volume identical to the source image (qemu-img compare): ${same?.status === 0 ? 'yes' : `NO (${String(same?.stdout ?? '')}${String(same?.stderr ?? '')})`.trim()}`);
     out.push(`backup process peak RSS: ${peak.toFixed(0)} MiB [target <= 400 MiB]`);
     out.push(`before each timed step: sync${DROP_CACHES ? ' and the page cache dropped' : ''}`);
     out.push(`disk (${DISK ?? '?'}) during: qemu-img convert ${qimg.disk}; durable convert ${qimgDurable.disk}`);
     out.push(`  full backup ${full.disk}; restic full ${rFull.disk}`);
-    out.push(`  first restore ${restore?.disk ?? 'n/a'}; restic restore ${rRestore?.disk ?? 'n/a'}`);
+    out.push(`  first restore ${restore?.disk ?? 'n/a'}; restic restore ${rRestore?.disk ?? 'n/a'}; disk floor ${floorDisk}`);
     out.push(`backup process CPU: full backup ${fullCpu}, restore ${restoreCpu} (of ${availableParallelism()} cores); load average at the end ${loadavg().map((l) => l.toFixed(1)).join(' ')}`);
     out.push(`  by thread, full backup: ${fullThreads}`);
     out.push(`  by thread, restore:     ${restoreThreads}`);

@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 
 PACKAGES=(
   curl libssl-dev qemu-utils qemu-system-common qemu-system-x86 libnbd-bin nbdkit e2fsprogs
-  postgresql redis-server etcd-server restic busybox-static
+  postgresql redis-server etcd-server restic fio busybox-static
   python3-openstackclient python3-cinderclient tempest
   swift swift-proxy swift-object swift-container swift-account python3-swift
 )
