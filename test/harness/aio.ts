@@ -159,7 +159,7 @@ export class ApiSession {
   }
 
   /** Polls GET path until `field` of `key` is one of `want` (or 404 when want includes 'deleted'). */
-  async waitFor(path: string, key: string, want: readonly string[], timeoutMs = 30_000): Promise<Record<string, unknown>> {
+  async waitFor(path: string, key: string, want: readonly string[], timeoutMs = 30_000, pollMs = 25): Promise<Record<string, unknown>> {
     const deadline = Date.now() + timeoutMs;
     let last: unknown;
     for (;;) {
@@ -172,7 +172,7 @@ export class ApiSession {
         throw new Error(`${path} went to ${String(obj['status'])}`);
       }
       if (Date.now() > deadline) throw new Error(`${path}: still ${String(last)} after ${timeoutMs} ms (want ${want.join('|')})`);
-      await new Promise((r) => setTimeout(r, 25));
+      await new Promise((r) => setTimeout(r, pollMs));
     }
   }
 }
