@@ -61,24 +61,12 @@ export class JobQueue {
    *  queued, or running under an expired lease (its owner died). */
   async claim(owner: string, targets: ReadonlyArray<string | null>, kinds?: readonly string[]): Promise<ClaimedJob | null> {
     const now = Date.now();
-    const named = targets.filter((t): t is string => t !== null);
-    const wantsNull = targets.includes(null);
+    // Idle workers ask several times a second: a plain read first keeps that
+    // from being a (serializable) transaction each time. It is only a hint:
+    // the transaction below picks again, under its own snapshot and locks.
+    if (!(await this.claimable(this.store.db, now, targets, kinds).executeTakeFirst())) return null;
     return this.store.transaction(async (trx) => {
-      let pick = trx
-        .selectFrom('jobs')
-        .select('id')
-        .where((eb) =>
-          eb.or([eb('state', '=', 'queued'), eb.and([eb('state', '=', 'running'), eb('lease_expires_at', '<', now)])]),
-        )
-        .where((eb) => {
-          const ors = [];
-          if (named.length > 0) ors.push(eb('target', 'in', named));
-          if (wantsNull) ors.push(eb('target', 'is', null));
-          return ors.length > 0 ? eb.or(ors) : eb.val(false);
-        })
-        .orderBy('id')
-        .limit(1);
-      if (kinds && kinds.length > 0) pick = pick.where('kind', 'in', kinds);
+      let pick = this.claimable(trx, now, targets, kinds);
       if (this.store.capabilities.skipLocked) pick = pick.forUpdate().skipLocked();
       const candidate = await pick.executeTakeFirst();
       if (!candidate) return null;
@@ -97,6 +85,26 @@ export class JobQueue {
         .executeTakeFirst();
       return row ? toClaimed(row) : null;
     });
+  }
+
+  /** The oldest job one of `targets` could claim now: queued, or running under an expired lease. */
+  private claimable(ex: Executor, now: number, targets: ReadonlyArray<string | null>, kinds?: readonly string[]) {
+    const named = targets.filter((t): t is string => t !== null);
+    const wantsNull = targets.includes(null);
+    let pick = ex
+      .selectFrom('jobs')
+      .select('id')
+      .where((eb) => eb.or([eb('state', '=', 'queued'), eb.and([eb('state', '=', 'running'), eb('lease_expires_at', '<', now)])]))
+      .where((eb) => {
+        const ors = [];
+        if (named.length > 0) ors.push(eb('target', 'in', named));
+        if (wantsNull) ors.push(eb('target', 'is', null));
+        return ors.length > 0 ? eb.or(ors) : eb.val(false);
+      })
+      .orderBy('id')
+      .limit(1);
+    if (kinds && kinds.length > 0) pick = pick.where('kind', 'in', kinds);
+    return pick;
   }
 
   /** Extends the lease; false means the job was taken over and the caller must stop. */
