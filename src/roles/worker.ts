@@ -9,6 +9,14 @@ import type { Logger } from '../util/log.js';
 /** After this many claims a job that keeps hitting transient faults fails for real. */
 const MAX_TRANSIENT_ATTEMPTS = 20;
 
+/**
+ * How often an idle worker looks for work when the store tells it of every
+ * commit (Store.onChange): then polling only covers what no commit announces,
+ * a lease running out, and a missed hint. Without such a store it polls
+ * every `pollIntervalMs`.
+ */
+const NOTIFIED_POLL_MS = 500;
+
 export type JobHandler = (job: ClaimedJob) => Promise<object | void>;
 
 export type WorkerState = 'starting' | 'running' | 'paused' | 'draining' | 'stopped';
@@ -32,6 +40,9 @@ export class JobWorker {
   private state: WorkerState = 'starting';
   private wake: (() => void) | null = null;
   private loop: Promise<void> | null = null;
+  private unsubscribe: (() => void) | null = null;
+  /** A change came while a claim was in flight: look again before sleeping. */
+  private changed = false;
 
   constructor(private readonly opts: WorkerOptions) {}
 
@@ -41,6 +52,10 @@ export class JobWorker {
 
   start(): void {
     this.state = 'running';
+    this.unsubscribe = this.opts.jobs.onChange(() => {
+      this.changed = true;
+      this.kick();
+    });
     this.loop = this.run();
   }
 
@@ -65,24 +80,31 @@ export class JobWorker {
     this.state = 'draining';
     this.kick();
     await this.loop;
+    this.unsubscribe?.();
+    this.unsubscribe = null;
     this.state = 'stopped';
   }
 
   private async run(): Promise<void> {
     const { jobs, owner, targets, handlers, log } = this.opts;
     const kinds = Object.keys(handlers);
+    const idleMs = this.unsubscribe ? Math.max(this.opts.pollIntervalMs, NOTIFIED_POLL_MS) : this.opts.pollIntervalMs;
     while (this.state === 'running' || this.state === 'paused') {
       let job: ClaimedJob | null = null;
+      let failed = false;
+      this.changed = false;
       if (this.state === 'running') {
         try {
           job = await jobs.claim(owner, targets, kinds);
         } catch (err) {
+          failed = true;
           log.warn({ err: String(err) }, 'claiming a job failed; retrying');
         }
       }
       if (!job) {
+        if (this.changed && !failed && this.state === 'running') continue; // a commit landed after our look
         await new Promise<void>((r) => {
-          const t = setTimeout(r, this.opts.pollIntervalMs);
+          const t = setTimeout(r, idleMs);
           this.wake = () => {
             clearTimeout(t);
             r();

@@ -1,7 +1,7 @@
 // The state-store port: one Kysely API over SQLite (embedded default) and
 // PostgreSQL (shared by many hosts), chosen by URL scheme.
-import { mkdirSync } from 'node:fs';
-import { dirname, resolve } from 'node:path';
+import { mkdirSync, watch, type FSWatcher } from 'node:fs';
+import { basename, dirname, resolve } from 'node:path';
 import SqliteDatabase from 'better-sqlite3';
 import pg from 'pg';
 import { Kysely, PostgresDialect, SqliteDialect, sql, type Transaction } from 'kysely';
@@ -24,6 +24,13 @@ export interface Store {
   /** Runs fn in one serializable write transaction (BEGIN IMMEDIATE on SQLite so
    *  two processes never deadlock upgrading a read lock). */
   transaction<T>(fn: (trx: Transaction<Database> | Kysely<Database>) => Promise<T>): Promise<T>;
+  /**
+   * Calls `listener` soon after any process commits a change to the store: a
+   * hint to look again, which may come spuriously and, rarely, late (never
+   * rely on it alone). null when this store cannot tell (poll instead).
+   * Returns the function that unsubscribes.
+   */
+  onChange(listener: () => void): (() => void) | null;
   close(): Promise<void>;
 }
 
@@ -55,10 +62,12 @@ function openSqlite(url: string): Store {
   native.pragma('foreign_keys = ON');
   const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: native }) });
   let chain: Promise<unknown> = Promise.resolve();
+  const changes = walWatcher(path);
   return {
     db,
     dialect: 'sqlite',
     capabilities: { sharedAcrossHosts: false, skipLocked: false },
+    onChange: (listener) => changes.subscribe(listener),
     transaction<T>(fn: (trx: Kysely<Database>) => Promise<T>): Promise<T> {
       // Kysely's SQLite driver has a single connection; serialize our transactions
       // in-process and take the write lock up front (BEGIN IMMEDIATE) across processes.
@@ -79,6 +88,7 @@ function openSqlite(url: string): Store {
       return run;
     },
     async close() {
+      changes.close();
       await db.destroy();
     },
   };
@@ -95,6 +105,7 @@ function openPostgres(url: string): Store {
     db,
     dialect: 'postgres',
     capabilities: { sharedAcrossHosts: true, skipLocked: true },
+    onChange: () => null, // LISTEN/NOTIFY could tell; until then roles poll
     async transaction<T>(fn: (trx: Transaction<Database>) => Promise<T>): Promise<T> {
       // Serializable + retry makes count-then-insert quota checks safe across processes.
       for (let attempt = 0; ; attempt++) {
@@ -112,6 +123,40 @@ function openPostgres(url: string): Store {
     },
     async close() {
       await db.destroy();
+    },
+  };
+}
+
+/**
+ * Every commit, from any process on this host, appends to the database's
+ * write-ahead log: inotify on its directory (the -wal file may be recreated)
+ * tells subscribers without any process having to announce its writes. The
+ * watcher starts with the first subscriber; if the kernel refuses one (the
+ * inotify limit), subscribe returns null and callers keep polling.
+ */
+function walWatcher(dbPath: string): { subscribe(listener: () => void): (() => void) | null; close(): void } {
+  const wal = `${basename(dbPath)}-wal`;
+  const listeners = new Set<() => void>();
+  let watcher: FSWatcher | null = null;
+  return {
+    subscribe(listener) {
+      if (!watcher) {
+        try {
+          watcher = watch(dirname(dbPath), { persistent: false }, (_event, name) => {
+            if (name === wal) for (const l of listeners) l();
+          });
+          watcher.on('error', () => undefined); // the directory went away: subscribers still poll
+        } catch {
+          return null;
+        }
+      }
+      listeners.add(listener);
+      return () => listeners.delete(listener);
+    },
+    close() {
+      listeners.clear();
+      watcher?.close();
+      watcher = null;
     },
   };
 }

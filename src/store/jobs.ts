@@ -38,6 +38,11 @@ export class JobQueue {
     private readonly leaseTtlMs: number,
   ) {}
 
+  /** Calls `listener` when the store may hold new work (see Store.onChange); null: poll. */
+  onChange(listener: () => void): (() => void) | null {
+    return this.store.onChange(listener);
+  }
+
   async enqueue(ex: Executor, job: NewJob): Promise<number> {
     const row = await ex
       .insertInto('jobs')
