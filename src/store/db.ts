@@ -31,6 +31,12 @@ export interface Store {
    * Returns the function that unsubscribes.
    */
   onChange(listener: () => void): (() => void) | null;
+  /**
+   * Makes sure onChange listeners everywhere hear of this executor's writes
+   * once they commit. SQLite: nothing to do (the log tells). PostgreSQL:
+   * NOTIFY, which the server delivers only at commit, and not at all on rollback.
+   */
+  announce(ex: Executor): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -68,6 +74,7 @@ function openSqlite(url: string): Store {
     dialect: 'sqlite',
     capabilities: { sharedAcrossHosts: false, skipLocked: false },
     onChange: (listener) => changes.subscribe(listener),
+    announce: async () => undefined,
     transaction<T>(fn: (trx: Kysely<Database>) => Promise<T>): Promise<T> {
       // Kysely's SQLite driver has a single connection; serialize our transactions
       // in-process and take the write lock up front (BEGIN IMMEDIATE) across processes.
@@ -101,11 +108,15 @@ function openPostgres(url: string): Store {
   // gets a fresh connection and reports any real failure itself.
   pool.on('error', () => undefined);
   const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+  const changes = pgListener(url);
   return {
     db,
     dialect: 'postgres',
     capabilities: { sharedAcrossHosts: true, skipLocked: true },
-    onChange: () => null, // LISTEN/NOTIFY could tell; until then roles poll
+    onChange: (listener) => changes.subscribe(listener),
+    announce: async (ex) => {
+      await sql`select pg_notify(${CHANGE_CHANNEL}, '')`.execute(ex);
+    },
     async transaction<T>(fn: (trx: Transaction<Database>) => Promise<T>): Promise<T> {
       // Serializable + retry makes count-then-insert quota checks safe across processes.
       for (let attempt = 0; ; attempt++) {
@@ -122,6 +133,7 @@ function openPostgres(url: string): Store {
       }
     },
     async close() {
+      changes.close();
       await db.destroy();
     },
   };
@@ -157,6 +169,59 @@ function walWatcher(dbPath: string): { subscribe(listener: () => void): (() => v
       listeners.clear();
       watcher?.close();
       watcher = null;
+    },
+  };
+}
+
+/** The NOTIFY channel Store.announce uses on PostgreSQL. */
+const CHANGE_CHANNEL = 'bulwark_changes';
+const LISTEN_RETRY_MS = 1_000;
+
+/**
+ * One connection per process outside the pool, LISTENing on CHANGE_CHANNEL,
+ * opened with the first subscriber and reopened a second after it drops
+ * (server restart, network): notifications sent meanwhile are lost, which
+ * only costs latency; workers still poll.
+ */
+function pgListener(url: string): { subscribe(listener: () => void): () => void; close(): void } {
+  const listeners = new Set<() => void>();
+  let client: pg.Client | null = null;
+  let closed = false;
+  let retry: NodeJS.Timeout | null = null;
+  const connect = (): void => {
+    const c = new pg.Client({ connectionString: url });
+    client = c;
+    const reopen = (): void => {
+      if (client !== c) return;
+      client = null;
+      c.end().catch(() => undefined);
+      if (!closed) retry = setTimeout(connect, LISTEN_RETRY_MS);
+    };
+    c.on('error', reopen);
+    c.on('end', reopen);
+    c.on('notification', () => {
+      for (const l of listeners) l();
+    });
+    c.connect()
+      .then(() => c.query(`LISTEN ${CHANGE_CHANNEL}`))
+      .then(() => {
+        for (const l of listeners) l(); // anything committed while we were not listening
+      })
+      .catch(reopen);
+  };
+  return {
+    subscribe(listener) {
+      listeners.add(listener);
+      if (!client && !retry && !closed) connect();
+      return () => listeners.delete(listener);
+    },
+    close() {
+      closed = true;
+      listeners.clear();
+      if (retry) clearTimeout(retry);
+      const c = client;
+      client = null;
+      c?.end().catch(() => undefined);
     },
   };
 }

@@ -59,6 +59,7 @@ export class JobQueue {
       })
       .returning('id')
       .executeTakeFirstOrThrow();
+    await this.store.announce(ex);
     return row.id;
   }
 
@@ -128,7 +129,9 @@ export class JobQueue {
   /** Gives the job back to the queue untouched (a transient fault: its owner
    *  will, or another may, run it again). */
   async release(job: ClaimedJob): Promise<boolean> {
-    return this.fencedSet(this.store.db, job, { state: 'queued', owner: null, lease_expires_at: 0, updated_at: nowIso() });
+    const released = await this.fencedSet(this.store.db, job, { state: 'queued', owner: null, lease_expires_at: 0, updated_at: nowIso() });
+    if (released) await this.store.announce(this.store.db);
+    return released;
   }
 
   /** Runs fn in a transaction that first proves the caller still owns the job. */
@@ -156,6 +159,7 @@ export class JobQueue {
       .where('owner', '=', owner)
       .where('state', '=', 'running')
       .executeTakeFirst();
+    if (res.numUpdatedRows > 0n) await this.store.announce(this.store.db);
     return Number(res.numUpdatedRows);
   }
 

@@ -96,50 +96,43 @@ for (const dialect of dialects) {
   });
 }
 
-describe('job worker wake-ups on sqlite', () => {
-  it('an idle worker claims a job another process enqueues at once, not at its next poll', async () => {
-    const { store, url, cleanup } = await openTestStore('sqlite', 'jobs_wake');
-    const q = new JobQueue(store, 10_000);
-    let ran: (resource: string) => void = () => undefined;
-    const handled = new Promise<string>((r) => (ran = r));
-    // A poll interval far beyond the test's patience: only the store's change hint can start the job in time.
-    const worker = new JobWorker({
-      jobs: q,
-      owner: 'w1',
-      targets: ['t'],
-      handlers: { k: async (job) => ran(job.resourceId) },
-      pollIntervalMs: 600_000,
-      leaseTtlMs: 10_000,
-      log: createLogger('test', 'silent'),
+for (const dialect of dialects) {
+  describe(`job worker wake-ups on ${dialect}`, () => {
+    it('an idle worker claims a job another process enqueues at once, not at its next poll', async () => {
+      const { store, url, cleanup } = await openTestStore(dialect, 'jobs_wake');
+      const q = new JobQueue(store, 10_000);
+      let ran: (resource: string) => void = () => undefined;
+      const handled = new Promise<string>((r) => (ran = r));
+      // A poll interval far beyond the test's patience: only the store's change hint can start the job in time.
+      const worker = new JobWorker({
+        jobs: q,
+        owner: 'w1',
+        targets: ['t'],
+        handlers: { k: async (job) => ran(job.resourceId) },
+        pollIntervalMs: 600_000,
+        leaseTtlMs: 10_000,
+        log: createLogger('test', 'silent'),
+      });
+      try {
+        worker.start();
+        await new Promise((r) => setTimeout(r, 300)); // the worker's first look found nothing: it sleeps
+        const enqueue = `
+          const { openStore } = await import(${JSON.stringify(new URL('../../src/store/db.js', import.meta.url).href)});
+          const { JobQueue } = await import(${JSON.stringify(new URL('../../src/store/jobs.js', import.meta.url).href)});
+          const store = await openStore(${JSON.stringify(url)});
+          await new JobQueue(store, 10_000).enqueue(store.db, { kind: 'k', target: 't', resourceId: 'from-another-process' });
+          await store.close();`;
+        const started = Date.now();
+        await promisify(execFile)(process.execPath, ['--input-type=module', '-e', enqueue]);
+        const resource = await Promise.race([handled, new Promise<string>((_, reject) => setTimeout(() => reject(new Error('the idle worker did not wake within 10 s')), 10_000))]);
+        assert.equal(resource, 'from-another-process');
+        assert.ok(Date.now() - started < 10_000);
+        const job = await store.db.selectFrom('jobs').select(['state', 'owner']).executeTakeFirstOrThrow();
+        assert.equal(job.owner, 'w1');
+      } finally {
+        await worker.stop();
+        await cleanup();
+      }
     });
-    try {
-      worker.start();
-      await new Promise((r) => setTimeout(r, 300)); // the worker's first look found nothing: it sleeps
-      const enqueue = `
-        const { openStore } = await import(${JSON.stringify(new URL('../../src/store/db.js', import.meta.url).href)});
-        const { JobQueue } = await import(${JSON.stringify(new URL('../../src/store/jobs.js', import.meta.url).href)});
-        const store = await openStore(${JSON.stringify(url)});
-        await new JobQueue(store, 10_000).enqueue(store.db, { kind: 'k', target: 't', resourceId: 'from-another-process' });
-        await store.close();`;
-      const started = Date.now();
-      await promisify(execFile)(process.execPath, ['--input-type=module', '-e', enqueue]);
-      const resource = await Promise.race([handled, new Promise<string>((_, reject) => setTimeout(() => reject(new Error('the idle worker did not wake within 10 s')), 10_000))]);
-      assert.equal(resource, 'from-another-process');
-      assert.ok(Date.now() - started < 10_000);
-      const job = (await store.db.selectFrom('jobs').select(['state', 'owner']).executeTakeFirstOrThrow());
-      assert.equal(job.owner, 'w1');
-    } finally {
-      await worker.stop();
-      await cleanup();
-    }
   });
-
-  it('a store that cannot announce changes says so, and its workers poll', async () => {
-    const { store, cleanup } = await openTestStore('postgres', 'jobs_nowake');
-    try {
-      assert.equal(store.onChange(() => undefined), null);
-    } finally {
-      await cleanup();
-    }
-  });
-});
+}
