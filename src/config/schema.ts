@@ -113,6 +113,7 @@ export const configSchema = z
     jobs: z
       .object({
         leaseTtlMs: z.number().int().positive().default(15_000),
+        /** How often an idle worker looks for jobs when its store cannot wake it (no inotify watch). With wake-ups it looks every 500 ms, or this if longer. */
         pollIntervalMs: z.number().int().positive().default(50),
         heartbeatIntervalMs: z.number().int().positive().default(5_000),
         /** A service whose heartbeat is older than this is reported down. */
