@@ -17,6 +17,15 @@ const MAX_TRANSIENT_ATTEMPTS = 20;
  */
 const NOTIFIED_POLL_MS = 500;
 
+/**
+ * After a change hint that found nothing, look again this much later, then
+ * later again: SQLite's hint (the write-ahead log grew) can come a moment
+ * before the commit is visible, since the writer updates the log's index
+ * after writing the frames, and a writer preempted in between can take a
+ * while on a busy host.
+ */
+const HINT_RECHECKS_MS = [20, 100, 300];
+
 export type JobHandler = (job: ClaimedJob) => Promise<object | void>;
 
 export type WorkerState = 'starting' | 'running' | 'paused' | 'draining' | 'stopped';
@@ -89,9 +98,11 @@ export class JobWorker {
     const { jobs, owner, targets, handlers, log } = this.opts;
     const kinds = Object.keys(handlers);
     const idleMs = this.unsubscribe ? Math.max(this.opts.pollIntervalMs, NOTIFIED_POLL_MS) : this.opts.pollIntervalMs;
+    let rechecks: number[] = [];
     while (this.state === 'running' || this.state === 'paused') {
       let job: ClaimedJob | null = null;
       let failed = false;
+      const hinted = this.changed;
       this.changed = false;
       if (this.state === 'running') {
         try {
@@ -103,8 +114,10 @@ export class JobWorker {
       }
       if (!job) {
         if (this.changed && !failed && this.state === 'running') continue; // a commit landed after our look
+        if (hinted) rechecks = [...HINT_RECHECKS_MS];
+        const wait = rechecks.shift() ?? idleMs;
         await new Promise<void>((r) => {
-          const t = setTimeout(r, idleMs);
+          const t = setTimeout(r, wait);
           this.wake = () => {
             clearTimeout(t);
             r();
@@ -113,6 +126,7 @@ export class JobWorker {
         this.wake = null;
         continue;
       }
+      rechecks = [];
       await this.execute(job);
     }
   }

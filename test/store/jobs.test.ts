@@ -136,3 +136,36 @@ for (const dialect of dialects) {
     });
   });
 }
+
+describe('job worker change hints', () => {
+  it('a hint that comes before its commit is visible is followed up, not slept through', async () => {
+    const { store, cleanup } = await openTestStore('sqlite', 'jobs_early_hint');
+    // The store's own hints are replaced by one the test fires by hand, ahead of the write it announces.
+    let hint: () => void = () => undefined;
+    const hinted: typeof store = { ...store, onChange: (l) => ((hint = l), () => undefined) };
+    const q = new JobQueue(hinted, 10_000);
+    let ran: (resource: string) => void = () => undefined;
+    const handled = new Promise<string>((r) => (ran = r));
+    const worker = new JobWorker({
+      jobs: q,
+      owner: 'w1',
+      targets: ['t'],
+      handlers: { k: async (job) => ran(job.resourceId) },
+      pollIntervalMs: 600_000,
+      leaseTtlMs: 10_000,
+      log: createLogger('test', 'silent'),
+    });
+    try {
+      worker.start();
+      await new Promise((r) => setTimeout(r, 100));
+      hint();
+      await new Promise((r) => setTimeout(r, 10)); // the worker looked, found nothing, and must not sleep for its 10-minute poll
+      await q.enqueue(store.db, { kind: 'k', target: 't', resourceId: 'late-commit' });
+      const resource = await Promise.race([handled, new Promise<string>((_, reject) => setTimeout(() => reject(new Error('the hinted worker slept through the commit')), 5_000))]);
+      assert.equal(resource, 'late-commit');
+    } finally {
+      await worker.stop();
+      await cleanup();
+    }
+  });
+});
