@@ -189,13 +189,14 @@ function pgListener(url: string): { subscribe(listener: () => void): () => void;
   let closed = false;
   let retry: NodeJS.Timeout | null = null;
   const connect = (): void => {
+    retry = null;
     const c = new pg.Client({ connectionString: url });
     client = c;
     const reopen = (): void => {
       if (client !== c) return;
       client = null;
       c.end().catch(() => undefined);
-      if (!closed) retry = setTimeout(connect, LISTEN_RETRY_MS);
+      if (!closed) retry = setTimeout(connect, LISTEN_RETRY_MS).unref(); // a process on its way out need not wait for it
     };
     c.on('error', reopen);
     c.on('end', reopen);
