@@ -93,6 +93,13 @@ async function startTracked(o: QsdDaemonOptions): Promise<{ daemon: QsdDaemon; a
   return r;
 }
 
+/** Stops a suite's daemon, SIGKILLs whatever a failed test left running (verified to be ours, so a reused pid is never hit), removes its directory. */
+async function stopTracked(d: QsdDaemon | undefined, dir: string): Promise<void> {
+  await d?.stop().catch(() => undefined);
+  for (const { pid, pidFile } of started) if (isOurQsd(pid, pidFile)) process.kill(pid, 'SIGKILL');
+  rmSync(dir, { recursive: true, force: true });
+}
+
 describe('qemu-storage-daemon driver (real QSD)', { timeout: 120_000 }, () => {
   let snapshotContent: Buffer;
 
@@ -105,12 +112,7 @@ describe('qemu-storage-daemon driver (real QSD)', { timeout: 120_000 }, () => {
     daemon = r.daemon;
   });
 
-  after(async () => {
-    await daemon?.stop().catch(() => undefined);
-    // Whatever a failed test left running (verified to be ours, so a reused pid is never hit).
-    for (const { pid, pidFile } of started) if (isOurQsd(pid, pidFile)) process.kill(pid, 'SIGKILL');
-    rmSync(dir, { recursive: true, force: true });
-  });
+  after(() => stopTracked(daemon, dir));
 
   it('creates, opens and exports a layer; NBD writes land in it', async () => {
     const qmp = daemon.qmp;
@@ -388,11 +390,7 @@ describe('committing a middle layer down (real QSD)', { timeout: 120_000 }, () =
     d = (await startTracked(copts)).daemon;
   });
 
-  after(async () => {
-    await d?.stop().catch(() => undefined);
-    for (const { pid, pidFile } of started) if (isOurQsd(pid, pidFile)) process.kill(pid, 'SIGKILL');
-    rmSync(cdir, { recursive: true, force: true });
-  });
+  after(() => stopTracked(d, cdir));
 
   it('copies only the middle layer into its base; the volume reads the same, also after kill -9 of QSD', async () => {
     const qmp = d.qmp;
