@@ -383,6 +383,13 @@ describe('committing a middle layer down (real QSD)', { timeout: 120_000 }, () =
   const cl = (id: string): string => join(cdir, `${id}.qcow2`);
   const curi = (name: string): string => uri(name, copts.nbdSocket);
   const read = (name: string): Promise<Buffer> => readExport(name, copts.nbdSocket, cdir);
+  /** A chain's bottom layer, open and exported writable as `exportId`, holding what `write` (a qemu-io command) put there. */
+  const writtenBase = async (layerId: string, exportId: string, write: string, directIo = true): Promise<void> => {
+    await createLayerImage(d.qmp, { path: cl(layerId), sizeBytes: SIZE });
+    await openLayer(d.qmp, { layerId, path: cl(layerId), backingLayerId: null, directIo });
+    await addExport(d.qmp, { exportId, layerId, name: exportId, writable: true });
+    await qemuIo(curi(exportId), write);
+  };
 
   before(async () => {
     cdir = mkdtempSync(join(tmpdir(), 'bw-qsd-commit-'));
@@ -395,10 +402,7 @@ describe('committing a middle layer down (real QSD)', { timeout: 120_000 }, () =
   it('copies only the middle layer into its base; the volume reads the same, also after kill -9 of QSD', async () => {
     const qmp = d.qmp;
     // c0 <- c1 <- c2 (the volume's top, exported), as a backup's snapshots leave a volume.
-    await createLayerImage(qmp, { path: cl('c0'), sizeBytes: SIZE });
-    await openLayer(qmp, { layerId: 'c0', path: cl('c0'), backingLayerId: null, directIo: true });
-    await addExport(qmp, { exportId: 'v', layerId: 'c0', name: 'v', writable: true });
-    await qemuIo(curi('v'), 'write -P 0x11 0 4M');
+    await writtenBase('c0', 'v', 'write -P 0x11 0 4M');
     for (const [id, backing] of [['c1', 'c0'], ['c2', 'c1']] as const) {
       await createLayerImage(qmp, { path: cl(id), sizeBytes: SIZE, backing: { path: cl(backing) } });
       await openLayer(qmp, { layerId: id, path: cl(id), backingLayerId: null, directIo: true });
@@ -444,10 +448,7 @@ describe('committing a middle layer down (real QSD)', { timeout: 120_000 }, () =
 
   it('refuses to commit a layer that a running stream holds, and never takes it for a finished commit', async () => {
     const qmp = d.qmp;
-    await createLayerImage(qmp, { path: cl('h0'), sizeBytes: SIZE });
-    await openLayer(qmp, { layerId: 'h0', path: cl('h0'), backingLayerId: null });
-    await addExport(qmp, { exportId: 'h', layerId: 'h0', name: 'h', writable: true });
-    await qemuIo(curi('h'), 'write -P 0x66 0 8M');
+    await writtenBase('h0', 'h', 'write -P 0x66 0 8M', false);
     for (const [id, backing] of [['h1', 'h0'], ['h2', 'h1']] as const) {
       await createLayerImage(qmp, { path: cl(id), sizeBytes: SIZE, backing: { path: cl(backing) } });
       await openLayer(qmp, { layerId: id, path: cl(id), backingLayerId: null });
@@ -471,10 +472,7 @@ describe('committing a middle layer down (real QSD)', { timeout: 120_000 }, () =
     // Found by this test: the stream's copies sat in QSD's qcow2 metadata cache
     // until a flush, and the base's file was already gone.
     const qmp = d.qmp;
-    await createLayerImage(qmp, { path: cl('s0'), sizeBytes: SIZE });
-    await openLayer(qmp, { layerId: 's0', path: cl('s0'), backingLayerId: null, directIo: true });
-    await addExport(qmp, { exportId: 'w', layerId: 's0', name: 'w', writable: true });
-    await qemuIo(curi('w'), 'write -P 0x44 0 4M');
+    await writtenBase('s0', 'w', 'write -P 0x44 0 4M');
     await createLayerImage(qmp, { path: cl('s1'), sizeBytes: SIZE, backing: { path: cl('s0') } });
     await openLayer(qmp, { layerId: 's1', path: cl('s1'), backingLayerId: null, directIo: true });
     await snapshotLayers(qmp, [{ activeLayerId: 's0', overlayLayerId: 's1' }]);
