@@ -367,7 +367,7 @@ async function main(): Promise<void> {
     // The restore is disk-bound and this VM's disk moves by tens of percent between
     // identical runs, so both restores run BENCH_RESTORE_RUNS times, alternating,
     // each from a cold cache; the medians are compared.
-    const restoreRuns = Math.max(1, Number(process.env['BENCH_RESTORE_RUNS'] ?? 3));
+    const restoreRuns = Math.max(1, Number(process.env['BENCH_RESTORE_RUNS'] ?? 5));
     const restoreDir = join(work, 'restic-restore');
     const ours: number[] = [];
     const theirs: number[] = [];

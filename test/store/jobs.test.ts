@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
+import { sql } from 'kysely';
 import { JobWorker } from '../../src/roles/worker.js';
 import { JobQueue, StaleJobError } from '../../src/store/jobs.js';
 import { createLogger } from '../../src/util/log.js';
@@ -160,6 +161,37 @@ describe('job worker change hints', () => {
       await new Promise((r) => setTimeout(r, 10)); // the worker looked, found nothing, and must not sleep for its 10-minute poll
       await q.enqueue(store.db, { kind: 'k', target: 't', resourceId: 'late-commit' });
       assert.equal(await handled, 'late-commit');
+    } finally {
+      await worker.stop();
+      await cleanup();
+    }
+  });
+});
+
+describe('job worker wake-ups on postgres, after the listener connection drops', () => {
+  it('the listener reconnects and LISTENs again: a later enqueue still wakes the idle worker', async () => {
+    const { store, cleanup } = await openTestStore('postgres', 'jobs_relisten');
+    const q = new JobQueue(store, 10_000);
+    const { worker, handled } = sleepyWorker(q, 'the idle worker did not wake after its listener reconnected', 10_000);
+    /** Backend pids of this database's connections whose last statement was the LISTEN. */
+    const listeners = async (): Promise<number[]> =>
+      (await sql<{ pid: number }>`select pid from pg_stat_activity where datname = current_database() and query ilike 'listen %' and pid <> pg_backend_pid()`.execute(store.db)).rows.map((r) => r.pid);
+    const until = async (what: string, ok: (pids: number[]) => boolean): Promise<number[]> => {
+      for (const deadline = Date.now() + 5_000; Date.now() < deadline; await new Promise((r) => setTimeout(r, 50))) {
+        const pids = await listeners();
+        if (ok(pids)) return pids;
+      }
+      throw new Error(`timed out waiting until ${what}`);
+    };
+    try {
+      const [first] = await until('the worker listens', (p) => p.length === 1);
+      await sql`select pg_terminate_backend(${first!})`.execute(store.db);
+      // The old backend is gone and a new one LISTENs: only then is the job enqueued, so
+      // the wake-up can come from nothing but the renewed LISTEN (the worker polls every 10 min).
+      await until('a new listener replaces the killed one', (p) => p.length === 1 && p[0] !== first);
+      await new Promise((r) => setTimeout(r, 300)); // the reconnect's own catch-up look has come and gone
+      await q.enqueue(store.db, { kind: 'k', target: 't', resourceId: 'after-reconnect' });
+      assert.equal(await handled, 'after-reconnect');
     } finally {
       await worker.stop();
       await cleanup();
