@@ -1,7 +1,7 @@
 // Data written through a real NBD client reads back byte for byte from the
 // volume, its snapshots and its clones, after further writes to the origin.
 import assert from 'node:assert/strict';
-import { readdirSync } from 'node:fs';
+import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { deploy, type Deployment } from '../harness/aio.js';
@@ -65,6 +65,65 @@ for (const dialect of dialects) {
       for (const id of [vol, fromSnap1, cloneNow, fromSnap2]) await deleteAndWait(s, `/volumes/${id}`, 'volume');
       const pool = d.config.volume.pools[0]!.path;
       assert.deepEqual(readdirSync(join(pool, 'layers')), [], 'every layer file is gone once nothing needs it');
+    });
+
+    it('deleting a snapshot under a small top copies nothing; its layer merges once it can be committed down or is the smaller', async () => {
+      const s = d.member;
+      const db = d.roles.store.db;
+      /** Every job finished: the collector runs inside the delete jobs, after the rows are gone. */
+      const settled = async (): Promise<void> => {
+        for (const deadline = Date.now() + 60_000; ; await new Promise((r) => setTimeout(r, 50))) {
+          const open = await db.selectFrom('jobs').select('id').where('state', 'not in', ['done', 'failed']).execute();
+          if (open.length === 0) return;
+          if (Date.now() > deadline) assert.fail(`${open.length} job(s) still open`);
+        }
+      };
+      /** The volume's layers, top first, with the bytes each file has allocated. */
+      const chain = async (volumeId: string): Promise<{ id: string; allocated: number }[]> => {
+        const layers = await db.selectFrom('layers').select(['id', 'path', 'backing_layer_id']).execute();
+        const top = await db.selectFrom('volumes').select('active_layer_id').where('id', '=', volumeId).executeTakeFirstOrThrow();
+        const out: { id: string; allocated: number }[] = [];
+        for (let at = layers.find((l) => l.id === top.active_layer_id); at; at = layers.find((l) => l.id === at!.backing_layer_id)) out.push({ id: at.id, allocated: statSync(at.path).blocks * 512 });
+        return out;
+      };
+      const vol = await createVolume(s, { size: 1, name: 'lazy-merge' });
+      const t = await attachLocal(s, vol);
+      await writePattern(t, 0, 32 * MiB, 0x31);
+      const snap1 = await createSnapshot(s, vol, true);
+      const base = (await db.selectFrom('snapshots').select('layer_id').where('id', '=', snap1).executeTakeFirstOrThrow()).layer_id;
+      await writePattern(t, 64 * MiB, MiB, 0x32);
+      const readsAll = async (why: string, extra: [number, number, number][] = []): Promise<void> => {
+        for (const [offset, length, pattern] of [[0, 32 * MiB, 0x31], [64 * MiB, MiB, 0x32], [32 * MiB, 32 * MiB, 0], ...extra] as const)
+          assert.ok(await readMatches(t, offset, length, pattern), `${why}: ${length} bytes at ${offset} read ${pattern}`);
+      };
+
+      await deleteAndWait(s, `/snapshots/${snap1}`, 'snapshot');
+      await settled();
+      const c1 = await chain(vol);
+      assert.deepEqual(c1.map((l) => l.id).slice(1), [base], "the deleted snapshot's layer stays under the top");
+      assert.ok(c1[0]!.allocated < 8 * MiB, `nothing was streamed up into the top (${c1[0]!.allocated} bytes allocated)`);
+      await readsAll('after the snapshot was deleted');
+
+      // A new snapshot makes the top a middle layer: deleting it commits that small layer down.
+      const snap2 = await createSnapshot(s, vol, true);
+      await writePattern(t, 96 * MiB, MiB, 0x33);
+      await deleteAndWait(s, `/snapshots/${snap2}`, 'snapshot');
+      await settled();
+      const c2 = await chain(vol);
+      assert.deepEqual(c2.map((l) => l.id).slice(1), [base], 'the chain is still two deep, on the same base');
+      assert.ok(c2[0]!.allocated < 8 * MiB, `the 32 MiB base was not copied (${c2[0]!.allocated} bytes in the top)`);
+      await readsAll('after the second snapshot was deleted', [[96 * MiB, MiB, 0x33]]);
+
+      // Once the top holds more than the base, the next collection (any delete on this pool) streams the base up.
+      await writePattern(t, 128 * MiB, 64 * MiB, 0x34);
+      await deleteAndWait(s, `/volumes/${await createVolume(s, { size: 1 })}`, 'volume');
+      await settled();
+      const c3 = await chain(vol);
+      assert.equal(c3.length, 1, 'the base was merged into the now larger top');
+      assert.ok(!(await db.selectFrom('layers').select('id').where('id', '=', base!).executeTakeFirst()), 'and its row is gone');
+      await readsAll('after the base was streamed up', [[96 * MiB, MiB, 0x33], [128 * MiB, 64 * MiB, 0x34]]);
+      await detachLocal(s, vol);
+      await deleteAndWait(s, `/volumes/${vol}`, 'volume');
     });
 
     it('a new volume never shows a deleted volume\'s data', async () => {

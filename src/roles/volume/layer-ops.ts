@@ -136,7 +136,7 @@ export class LayerOps {
         const kid = kids.length === 1 ? byId.get(kids[0]!) : undefined;
         if (kid && kid.state === 'ready') {
           const grandchildren = (refs.children.get(kid.id) ?? []).map((id) => byId.get(id));
-          await this.mergeWithChild(l, kid, { isTop: refs.volumeTops.has(kid.id), children: grandchildren });
+          if (!(await this.mergeWithChild(l, kid, { isTop: refs.volumeTops.has(kid.id), children: grandchildren }))) continue;
           changed = true;
           break;
         }
@@ -156,8 +156,16 @@ export class LayerOps {
    * would be an active commit) and not exported itself. Either way the survivor
    * is flushed before the other layer's file goes; a crash at any point leaves a
    * chain that reads the same and a merge that repeats.
+   *
+   * When the child cannot be committed down (a volume's top, say, after its
+   * only snapshot was deleted) and is the smaller, the merge waits instead of
+   * streaming the whole layer up, as Longhorn keeps a removed snapshot under
+   * its volume head: the chain stays one layer deeper and the clusters the
+   * child has overwritten stay allocated, at most the child's size. It happens
+   * in a later collection, once the child is a middle layer (a new snapshot)
+   * or the larger of the two. Returns whether anything was merged.
    */
-  private async mergeWithChild(l: LayerRow, kid: LayerRow, kidIs: { isTop: boolean; children: (LayerRow | undefined)[] }): Promise<void> {
+  private async mergeWithChild(l: LayerRow, kid: LayerRow, kidIs: { isTop: boolean; children: (LayerRow | undefined)[] }): Promise<boolean> {
     const qmp = this.pool.qmp;
     const allocated = (path: string): number => (existsSync(path) ? statSync(path).blocks * 512 : 0);
     // Only under finished layers: one still being made may not be open yet.
@@ -172,11 +180,15 @@ export class LayerOps {
       !jobs.has(`stream-${kid.id}`) &&
       (jobs.has(`commit-${kid.id}`) || committed || (middle && allocated(kid.path) < allocated(l.path) && !(await listExports(qmp)).some((e) => e.nodeName === kid.id)));
     if (!down) {
+      if (!jobs.has(`stream-${kid.id}`) && allocated(kid.path) < allocated(l.path)) {
+        this.log.debug({ layer: l.id, child: kid.id }, 'an unneeded layer stays under its smaller child until it can be committed down');
+        return false;
+      }
       this.log.info({ layer: l.id, into: kid.id }, 'merging an unneeded layer into its only child');
       await streamInto(qmp, { topLayerId: kid.id, baseLayerId: l.backing_layer_id, jobId: `stream-${kid.id}` });
       await this.store.db.updateTable('layers').set({ backing_layer_id: l.backing_layer_id }).where('id', '=', kid.id).execute();
       await this.destroyLayer(l);
-      return;
+      return true;
     }
     this.log.info({ layer: kid.id, into: l.id }, 'committing a small layer down into its unneeded base');
     await commitInto(qmp, { topLayerId: kid.id, baseLayerId: l.id, jobId: `commit-${kid.id}` });
@@ -189,6 +201,7 @@ export class LayerOps {
       await trx.updateTable('layers').set({ state: 'deleting' }).where('id', '=', kid.id).execute();
     });
     await this.destroyLayer({ ...kid, state: 'deleting' });
+    return true;
   }
 
   /** After a fresh QSD start, rolls forward snapshot switches interrupted by a
