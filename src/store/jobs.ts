@@ -107,10 +107,42 @@ export class JobQueue {
         if (wantsNull) ors.push(eb('target', 'is', null));
         return ors.length > 0 ? eb.or(ors) : eb.val(false);
       })
+      // A target under a live hold runs only its holders' jobs (see hold()).
+      .where((eb) =>
+        eb.or([
+          eb.not(eb.exists(eb.selectFrom('job_holds').select('job_holds.holder').whereRef('job_holds.target', '=', 'jobs.target').where('job_holds.expires_at', '>', now))),
+          eb.exists(
+            eb
+              .selectFrom('job_holds')
+              .select('job_holds.holder')
+              .whereRef('job_holds.target', '=', 'jobs.target')
+              .whereRef('job_holds.holder', '=', 'jobs.resource_id')
+              .where('job_holds.expires_at', '>', now),
+          ),
+        ]),
+      )
       .orderBy('id')
       .limit(1);
     if (kinds && kinds.length > 0) pick = pick.where('kind', 'in', kinds);
     return pick;
+  }
+
+  /**
+   * Reserves each target's queue for `holder`'s jobs (those whose resource id
+   * it is) until `untilMs` or unhold(): a job already running finishes, but no
+   * other job starts there meanwhile. Several holders may share a target.
+   */
+  async hold(ex: Executor, targets: readonly string[], holder: string, untilMs: number): Promise<void> {
+    for (const target of new Set(targets)) {
+      await ex.deleteFrom('job_holds').where('target', '=', target).where('holder', '=', holder).execute();
+      await ex.insertInto('job_holds').values({ target, holder, expires_at: untilMs, created_at: nowIso() }).execute();
+    }
+  }
+
+  /** Ends `holder`'s holds; the jobs they kept waiting become claimable at once. */
+  async unhold(ex: Executor, holder: string): Promise<void> {
+    const res = await ex.deleteFrom('job_holds').where('holder', '=', holder).executeTakeFirst();
+    if (res.numDeletedRows > 0n) await this.store.announce(ex);
   }
 
   /** Extends the lease; false means the job was taken over and the caller must stop. */
@@ -180,7 +212,7 @@ export class JobQueue {
     }
   }
 
-  /** Drops finished jobs older than the horizon so the table stays small. */
+  /** Drops finished jobs older than the horizon, and lapsed holds, so the tables stay small. */
   async prune(olderThanMs: number): Promise<void> {
     const horizon = new Date(Date.now() - olderThanMs).toISOString();
     await this.store.db
@@ -188,6 +220,7 @@ export class JobQueue {
       .where('state', 'in', ['done', 'failed'])
       .where('updated_at', '<', horizon)
       .execute();
+    await this.store.db.deleteFrom('job_holds').where('expires_at', '<', Date.now()).execute();
   }
 
   private async fencedSet(ex: Executor, job: ClaimedJob, values: Updateable<JobTable>): Promise<boolean> {

@@ -7,6 +7,7 @@ import { qosMessagesSchema } from './migrations/0003_qos_messages.js';
 import { backupsSchema } from './migrations/0004_backups.js';
 import { layerPinsSchema } from './migrations/0005_layer_pins.js';
 import { computeImagesPlansSchema } from './migrations/0006_compute_images_plans.js';
+import { jobHoldsSchema } from './migrations/0007_job_holds.js';
 
 const migrations: Record<string, (store: Store) => Migration> = {
   '0001_initial': initialSchema,
@@ -15,6 +16,7 @@ const migrations: Record<string, (store: Store) => Migration> = {
   '0004_backups': backupsSchema,
   '0005_layer_pins': layerPinsSchema,
   '0006_compute_images_plans': computeImagesPlansSchema,
+  '0007_job_holds': jobHoldsSchema,
 };
 
 export async function migrateToLatest(store: Store): Promise<void> {

@@ -187,6 +187,15 @@ export interface JobTable {
   updated_at: string | null;
 }
 
+/** A target's job queue reserved for one holder's jobs until expires_at (epoch ms). */
+export interface JobHoldTable {
+  target: string;
+  /** The resource id whose jobs stay claimable. */
+  holder: string;
+  expires_at: number;
+  created_at: string;
+}
+
 /** A layer kept alive for a non-volume owner (a backup's change-tracking base). */
 export interface LayerPinTable {
   layer_id: string;
@@ -210,6 +219,7 @@ export interface Database {
   quotas: QuotaTable;
   quota_classes: QuotaClassTable;
   jobs: JobTable;
+  job_holds: JobHoldTable;
   layer_pins: LayerPinTable;
   transfers: TransferTable;
   qos_specs: QosSpecsTable;

@@ -132,8 +132,25 @@ describe('protection plans with ordered quiesce', { skip: unsupported ?? false, 
       require_quiesce: true,
       freeze_deadline_ms: 30_000,
     });
-    const run = await runPlan(d.member, planId);
+    const runId = await startRun(d.member, planId);
+    // While the guests freeze, another job lands on the same storage host: it
+    // must wait for the run's snapshots (the run holds the host), not run
+    // between the prepare and the snapshot and stretch the freeze.
+    const db = d.roles.store.db;
+    const runJob = (kind: string) => db.selectFrom('jobs').selectAll().where('resource_id', '=', runId).where('kind', '=', kind).executeTakeFirst();
+    let prepared = await runJob('prepare_snapshot_set');
+    for (const deadline = Date.now() + 60_000; prepared?.state !== 'done'; prepared = await runJob('prepare_snapshot_set')) {
+      assert.ok(Date.now() < deadline && prepared?.state !== 'failed', `the run's prepare job: ${JSON.stringify(prepared)}`);
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    const competitor = await d.roles.jobs.enqueue(db, { kind: 'extend_volume', target: prepared.target, resourceId: 'not-a-volume', payload: { newSize: 2 } });
+    const run = await waitRun<PlanRun>(d.member, runId, undefined, 120_000);
     assert.equal(run.status, 'available', JSON.stringify(run));
+    const taken = await runJob('snapshot_set');
+    const other = await db.selectFrom('jobs').selectAll().where('id', '=', competitor).executeTakeFirstOrThrow();
+    assert.ok(taken && competitor < taken.id, 'the other job was queued before the run asked for its snapshots');
+    assert.ok(other.state === 'done' && Date.parse(other.updated_at!) >= Date.parse(taken.updated_at!), `the other job ran after the snapshots (${other.updated_at} vs ${taken.updated_at})`);
+    assert.deepEqual(await db.selectFrom('job_holds').selectAll().execute(), [], 'the run let go of its hold');
     assert.equal(run.consistency, 'application');
     assert.deepEqual(run.record.freeze_order, [a.id, b.id]);
     assert.deepEqual(run.record.thaw_order, [b.id, a.id]);

@@ -77,6 +77,28 @@ for (const dialect of dialects) {
       }
     });
 
+    it('a held target runs only its holders\' jobs until the hold is released or lapses', async () => {
+      const { store, cleanup } = await openTestStore(dialect, 'jobs_hold');
+      try {
+        const q = new JobQueue(store, 60_000);
+        const other = await q.enqueue(store.db, { kind: 'k', target: 't', resourceId: 'someone-else' });
+        await q.hold(store.db, ['t', 't'], 'run-1', Date.now() + 60_000);
+        assert.equal(await q.claim('w', ['t']), null, 'a job of another resource waits while the target is held');
+        const elsewhere = await q.enqueue(store.db, { kind: 'k', target: 'u', resourceId: 'someone-else' });
+        assert.equal((await q.claim('w', ['u']))?.id, elsewhere, 'other targets are not held');
+        const mine = await q.enqueue(store.db, { kind: 'k', target: 't', resourceId: 'run-1' });
+        assert.equal((await q.claim('w', ['t']))?.id, mine, "the holder's job runs, though queued later");
+        await q.hold(store.db, ['t'], 'run-2', Date.now() - 1);
+        assert.equal(await q.claim('w', ['t']), null, 'a lapsed hold beside a live one changes nothing');
+        await q.unhold(store.db, 'run-1');
+        assert.equal((await q.claim('w', ['t']))?.id, other, 'released: the waiting job runs, a lapsed hold does not keep it');
+        await q.prune(60_000);
+        assert.deepEqual(await store.db.selectFrom('job_holds').select('holder').execute(), [], 'prune drops lapsed holds');
+      } finally {
+        await cleanup();
+      }
+    });
+
     it('a restarted service requeues its own running jobs only', async () => {
       const { store, cleanup } = await openTestStore(dialect, 'jobs_requeue');
       try {

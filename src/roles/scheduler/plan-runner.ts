@@ -192,6 +192,11 @@ export class PlanRunner {
       return ids;
     };
     const prepJobs = await store.transaction(async (trx) => {
+      // Until the snapshots are taken the storage hosts start no other job, so none
+      // queued meanwhile (an image copy, a merge) can run between the prepare and
+      // the snapshot and stretch the freeze. The hold ends after the thaw, or at the
+      // deadline by itself if this runner dies.
+      await jobs.hold(trx, [...snapshotsByHost.keys()], run.id, deadlineAt);
       const ids = await enqueueSnapshotJobs(trx, 'prepare_snapshot_set');
       for (const [host, list] of byHost([...instances.values()])) {
         ids.push(await jobs.enqueue(trx, { kind: 'arm_quiesce_deadlines', target: computeTarget(host), resourceId: run.id, payload: { deadlineAt, instanceIds: list.map((i) => i.id) } }));
@@ -201,7 +206,10 @@ export class PlanRunner {
     this.deps.kick?.();
     const prepared = await waitAll(db, prepJobs, Math.max(1_000, deadlineAt - Date.now()));
     const prepFailed = [...prepared.values()].find((r) => r.state !== 'done');
-    if (prepFailed) throw new RunFailure(`snapshot preparation failed before any guest was frozen: ${prepFailed.error ?? prepFailed.state}`);
+    if (prepFailed) {
+      await jobs.unhold(db, run.id);
+      throw new RunFailure(`snapshot preparation failed before any guest was frozen: ${prepFailed.error ?? prepFailed.state}`);
+    }
 
     let failure: string | null = null;
     try {
@@ -240,6 +248,7 @@ export class PlanRunner {
     } finally {
       // ---- thaw in reverse stage order, whatever happened ----
       await this.thawStages(record, failure !== null);
+      await jobs.unhold(db, run.id).catch(() => undefined); // it lapses at the deadline anyway
     }
     const frozen = record.stages.flatMap((s) => s.instances).filter((i) => i.quiesced);
     for (const i of frozen) if (i.frozen_at !== null && i.thawed_at !== null) i.frozen_ms = i.thawed_at - i.frozen_at;
