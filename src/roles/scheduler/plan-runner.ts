@@ -206,8 +206,10 @@ export class PlanRunner {
     this.deps.kick?.();
     const prepared = await waitAll(db, prepJobs, Math.max(1_000, deadlineAt - Date.now()));
     const prepFailed = [...prepared.values()].find((r) => r.state !== 'done');
+    // Letting go never hides the run's own outcome: a hold left behind lapses at the deadline.
+    const letGo = (): Promise<void> => jobs.unhold(db, run.id).catch(() => undefined);
     if (prepFailed) {
-      await jobs.unhold(db, run.id);
+      await letGo();
       throw new RunFailure(`snapshot preparation failed before any guest was frozen: ${prepFailed.error ?? prepFailed.state}`);
     }
 
@@ -248,7 +250,7 @@ export class PlanRunner {
     } finally {
       // ---- thaw in reverse stage order, whatever happened ----
       await this.thawStages(record, failure !== null);
-      await jobs.unhold(db, run.id).catch(() => undefined); // it lapses at the deadline anyway
+      await letGo();
     }
     const frozen = record.stages.flatMap((s) => s.instances).filter((i) => i.quiesced);
     for (const i of frozen) if (i.frozen_at !== null && i.thawed_at !== null) i.frozen_ms = i.thawed_at - i.frozen_at;

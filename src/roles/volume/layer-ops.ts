@@ -176,11 +176,11 @@ export class LayerOps {
     const jobs = new Set((await queryJobs(qmp)).map((j) => j.id));
     const live = await listOpenNodes(qmp);
     const committed = middle && kidIs.children.every((c) => c !== undefined && live.get(c.id)?.backingNodeName === l.id);
-    const down =
-      !jobs.has(`stream-${kid.id}`) &&
-      (jobs.has(`commit-${kid.id}`) || committed || (middle && allocated(kid.path) < allocated(l.path) && !(await listExports(qmp)).some((e) => e.nodeName === kid.id)));
+    const streaming = jobs.has(`stream-${kid.id}`);
+    const kidSmaller = allocated(kid.path) < allocated(l.path);
+    const down = !streaming && (jobs.has(`commit-${kid.id}`) || committed || (middle && kidSmaller && !(await listExports(qmp)).some((e) => e.nodeName === kid.id)));
     if (!down) {
-      if (!jobs.has(`stream-${kid.id}`) && allocated(kid.path) < allocated(l.path)) {
+      if (!streaming && kidSmaller) {
         this.log.debug({ layer: l.id, child: kid.id }, 'an unneeded layer stays under its smaller child until it can be committed down');
         return false;
       }
